@@ -1,0 +1,53 @@
+# RUSVEL Infra department as a WebAssembly component, and the host that runs it.
+#
+#   make run    build everything and run the demo against ./plugins and ./.rusvel
+#   make test   build everything and run every test suite
+#   make bench  release benchmarks; prints a table, writes target/bench/report.json
+#   make lint   rustfmt and clippy
+
+CARGO       ?= cargo
+WASM_TARGET := wasm32-wasip2
+GUEST_DIR   := target/$(WASM_TARGET)/guest-release
+COMPONENT   := $(GUEST_DIR)/dept_infra.wasm
+PLUGINS     ?= plugins
+DATA_DIR    ?= .rusvel
+HOST        := target/debug/rusvel-host
+
+.PHONY: all setup component fixtures host plugin run test bench lint clean-data
+
+all: plugin host
+
+# The wasm target is the only toolchain piece beyond a stock rustup install.
+setup:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+component: setup
+	$(CARGO) build -p dept-infra --target $(WASM_TARGET) --profile guest-release
+	@echo "component: $(COMPONENT) ($$(stat -c %s $(COMPONENT)) bytes)"
+
+plugin: component
+	@mkdir -p $(PLUGINS)
+	cp $(COMPONENT) $(PLUGINS)/infra.wasm
+
+fixtures: setup
+	$(MAKE) -C tests/fixtures
+
+host:
+	$(CARGO) build -p rusvel-host
+
+run: plugin host
+	HOST=$(HOST) PLUGINS=$(PLUGINS) DATA_DIR=$(DATA_DIR) bash scripts/demo.sh
+
+test: plugin host
+	$(CARGO) test -p infra-engine --features memory-ports
+	INFRA_COMPONENT=$(abspath $(COMPONENT)) $(CARGO) test -p rusvel-host -p integration-tests
+
+bench: component
+	$(CARGO) run --release -p rusvel-bench -- --component $(COMPONENT)
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean-data:
+	rm -rf $(DATA_DIR)
