@@ -1,0 +1,169 @@
+//! [`InfraEngine`]: the three managers over one set of ports, and the department's entry
+//! points (registration, tool calls, jobs, events) independent of how they are delivered.
+
+use serde_json::Value;
+
+use crate::config::InfraConfig;
+use crate::deploy::{self, DeployManager};
+use crate::error::{EngineError, Result};
+use crate::events::Event;
+use crate::incident::{self, IncidentManager};
+use crate::manifest::ToolDefinition;
+use crate::monitor::{self, MonitorManager};
+use crate::ports::{Job, LogLevel, Ports};
+use crate::tools::{self, ToolOutput};
+
+/// Top-level fields the engine filters on, per object kind, for the host to index
+/// (`session_id` is always indexed).
+pub const INDEXED_FIELDS: &[(&str, &str)] = &[
+    (deploy::KIND, "service"),
+    (deploy::KIND, "environment"),
+    (deploy::KIND, "status"),
+    (incident::KIND, "status"),
+    (incident::KIND, "severity"),
+    (monitor::KIND, "service"),
+    (monitor::KIND, "status"),
+    (monitor::KIND, "endpoint"),
+];
+
+/// Event kinds the department subscribes to. None yet: it reacts to nothing outside itself.
+pub const EVENT_SUBSCRIPTIONS: &[&str] = &[];
+
+/// Job kinds the department handles. None yet: every operation runs inside its tool call.
+pub const JOB_KINDS: &[&str] = &[];
+
+/// What registration hands back to the host: what native registrars would have collected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    /// The agent tools.
+    pub tools: Vec<ToolDefinition>,
+    /// Event kinds to deliver to [`InfraEngine::handle_event`].
+    pub event_subscriptions: Vec<String>,
+    /// Job kinds to deliver to [`InfraEngine::handle_job`].
+    pub job_kinds: Vec<String>,
+    /// `(kind, field)` pairs to index.
+    pub indexed_fields: Vec<(String, String)>,
+}
+
+/// The department's registration. Pure, so registering again gives the same answer.
+pub fn registration() -> Registration {
+    Registration {
+        tools: tools::definitions(),
+        event_subscriptions: EVENT_SUBSCRIPTIONS
+            .iter()
+            .map(|kind| kind.to_string())
+            .collect(),
+        job_kinds: JOB_KINDS.iter().map(|kind| kind.to_string()).collect(),
+        indexed_fields: INDEXED_FIELDS
+            .iter()
+            .map(|(kind, field)| (kind.to_string(), field.to_string()))
+            .collect(),
+    }
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    /// Succeeded with this result.
+    Completed(Value),
+    /// Needs a person's approval; carries the proposed result.
+    HoldForApproval(Value),
+}
+
+/// The Infra engine: deployments, health checks and incidents over the given ports.
+#[derive(Clone)]
+pub struct InfraEngine {
+    ports: Ports,
+    config: InfraConfig,
+    deploys: DeployManager,
+    monitor: MonitorManager,
+    incidents: IncidentManager,
+}
+
+impl InfraEngine {
+    /// An engine over `ports` with `config`. Creating it touches no port.
+    pub fn new(ports: Ports, config: InfraConfig) -> Self {
+        Self {
+            deploys: DeployManager::new(ports.clone(), config.clone()),
+            monitor: MonitorManager::new(ports.clone()),
+            incidents: IncidentManager::new(ports.clone()),
+            ports,
+            config,
+        }
+    }
+
+    /// The ports the engine runs on.
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &InfraConfig {
+        &self.config
+    }
+
+    /// Deployments.
+    pub fn deploys(&self) -> &DeployManager {
+        &self.deploys
+    }
+
+    /// Health checks.
+    pub fn monitor(&self) -> &MonitorManager {
+        &self.monitor
+    }
+
+    /// Incidents.
+    pub fn incidents(&self) -> &IncidentManager {
+        &self.incidents
+    }
+
+    /// Runs the tool `name` with JSON arguments. An unknown tool is `not-found` (kind `tool`).
+    pub fn call_tool(&self, name: &str, args: &Value) -> Result<ToolOutput> {
+        let result = tools::call(self, name, args);
+        if let Err(error) = &result {
+            self.ports
+                .logger
+                .log(LogLevel::Debug, &format!("tool {name} refused: {error}"));
+        }
+        result
+    }
+
+    /// Runs the tool `name` with arguments given as JSON text.
+    pub fn call_tool_json(&self, name: &str, args: &str) -> Result<ToolOutput> {
+        let args: Value = serde_json::from_str(args).map_err(|error| {
+            EngineError::validation(format!("{name}: arguments are not valid JSON: {error}"))
+        })?;
+        self.call_tool(name, &args)
+    }
+
+    /// Runs a job. The department registers no job kinds yet, so every kind is refused with
+    /// a validation error naming it.
+    pub fn handle_job(&self, job: &Job) -> Result<JobOutcome> {
+        Err(EngineError::validation(format!(
+            "job kind `{}` is not handled by the infra department (job {})",
+            job.kind, job.id
+        )))
+    }
+
+    /// Receives an event. The department subscribes to nothing yet; an event of a kind it did
+    /// not subscribe to is accepted and ignored, so a host delivering broadly (or replaying)
+    /// cannot fail the department.
+    pub fn handle_event(&self, event: &Event) -> Result<()> {
+        self.ports.logger.log(
+            LogLevel::Debug,
+            &format!(
+                "ignored event `{}` ({}): not subscribed",
+                event.kind, event.id
+            ),
+        );
+        Ok(())
+    }
+
+    /// Graceful shutdown: the engine holds no state outside the ports, so nothing to flush.
+    pub fn shutdown(&self) -> Result<()> {
+        self.ports
+            .logger
+            .log(LogLevel::Info, "infra engine shut down");
+        Ok(())
+    }
+}
