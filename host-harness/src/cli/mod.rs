@@ -1,0 +1,93 @@
+//! The `rusvel-host` command line: lists plugins and drives one department's status,
+//! objects, events and tools.
+//!
+//! Department commands are dynamic: the first positional argument is the id of any loaded
+//! plugin (`rusvel-host infra status`), so a new department works as soon as its `.wasm`
+//! file is dropped into the plugin directory.
+
+mod department;
+mod output;
+mod session;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rusvel_host::{HostConfig, PluginHost};
+
+/// Runs RUSVEL department plugins (WebAssembly components) from a directory.
+#[derive(Debug, Parser)]
+#[command(name = "rusvel-host", version, about)]
+struct Cli {
+    /// Directory holding the plugins (`*.wasm`, with optional `<name>.json` sidecars).
+    #[arg(long = "plugins", global = true, default_value = "./plugins", env = "RUSVEL_PLUGINS")]
+    plugins: PathBuf,
+
+    /// Directory holding the database (`rusvel.db`), the compile cache and the session id.
+    #[arg(long = "data-dir", global = true, default_value = "./.rusvel", env = "RUSVEL_DATA_DIR")]
+    data_dir: PathBuf,
+
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// Replay agent answers from this file (JSON array or JSON lines).
+    #[arg(long = "agent-script", global = true, env = "RUSVEL_AGENT_SCRIPT")]
+    agent_script: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the loaded plugins and the files that failed to load.
+    Plugins,
+    /// `<department> status | list [--kind K] | events [--limit N] | tool NAME 'JSON'`
+    #[command(external_subcommand)]
+    Department(Vec<String>),
+}
+
+/// Parses the command line, runs the command and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = HostConfig::new(&cli.plugins, &cli.data_dir);
+    config.agent_script = cli.agent_script.clone();
+    let host = PluginHost::load(config).await?;
+    let code = match &cli.command {
+        Command::Plugins => {
+            output::print_plugins(&host, cli.json)?;
+            ExitCode::SUCCESS
+        }
+        Command::Department(args) => department::run(&host, &cli.data_dir, cli.json, args).await?,
+    };
+    if let Err(error) = host.shutdown_all().await {
+        tracing::warn!(%error, "shutdown reported an error");
+    }
+    Ok(code)
+}
+
+/// Structured logs on stderr, filtered by `RUST_LOG` (default `warn`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

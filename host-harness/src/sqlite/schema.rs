@@ -1,0 +1,65 @@
+//! The database schema. Every statement is idempotent, so opening an existing file is safe.
+
+use rusqlite::Connection;
+
+use crate::ports::PortResult;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS objects (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    session_id TEXT,
+    version INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS objects_by_session ON objects (kind, session_id, id);
+
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY NOT NULL,
+    session_id TEXT,
+    run_id TEXT,
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    created_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_source ON events (source, id);
+CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, id);
+CREATE INDEX IF NOT EXISTS events_by_session ON events (session_id, id);
+CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, id);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (created_at);
+
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY NOT NULL,
+    owner TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL,
+    scheduled_at TEXT,
+    started_at TEXT,
+    completed_at TEXT,
+    lease_until TEXT,
+    retries INTEGER NOT NULL DEFAULT 0,
+    max_retries INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    result TEXT,
+    cron TEXT,
+    metadata TEXT NOT NULL,
+    created_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (status, kind, scheduled_at);
+CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, id);
+CREATE INDEX IF NOT EXISTS jobs_by_session ON jobs (session_id, id);
+CREATE INDEX IF NOT EXISTS jobs_leases ON jobs (status, lease_until);
+";
+
+/// Creates missing tables and indexes.
+pub(crate) fn migrate(connection: &Connection) -> PortResult<()> {
+    connection.execute_batch(SCHEMA)?;
+    Ok(())
+}
