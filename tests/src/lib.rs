@@ -1,6 +1,10 @@
-//! Support for the end-to-end tests: a loopback HTTP server with scripted routes.
+//! Support for the end-to-end tests.
 //!
-//! The tests themselves live in `tests/tests/`; each loads the built Infra component through
-//! the host harness, exactly as a RUSVEL host would.
+//! The tests themselves live in `tests/tests/`; each loads the *built* Infra component through
+//! the host harness, exactly as a RUSVEL host would, with SQLite in a temporary data directory
+//! and real HTTP over loopback ([`http_fixture`]).
 
 pub mod http_fixture;
+pub mod test_host;
+
+pub use test_host::{infra_component, fixture_component, TestHost};
