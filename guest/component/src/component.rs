@@ -16,7 +16,7 @@ use crate::convert::{self, to_wit_error};
 use crate::ports::host_ports;
 
 /// The Infra department component.
-struct InfraDepartment;
+pub(crate) struct InfraDepartment;
 
 thread_local! {
     /// The engine of this instance; a component instance is single-threaded.
@@ -73,4 +73,5 @@ impl Guest for InfraDepartment {
     }
 }
 
+#[cfg(target_arch = "wasm32")]
 crate::bindings::export!(InfraDepartment with_types_in crate::bindings);

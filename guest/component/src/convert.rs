@@ -116,7 +116,11 @@ pub fn from_wit_job(job: jobs::Job) -> Result<Job> {
         scheduled_at: parse_optional_time(job.scheduled_at)?,
         started_at: parse_optional_time(job.started_at)?,
         completed_at: parse_optional_time(job.completed_at)?,
-        result: job.result.as_deref().map(|text| parse_json(text, "job result")).transpose()?,
+        result: job
+            .result
+            .as_deref()
+            .map(|text| parse_json(text, "job result"))
+            .transpose()?,
         created_at: parse_time(&job.created_at)?,
         metadata: parse_json(&job.metadata, "job metadata")?,
         id: job.id,
@@ -193,7 +197,10 @@ pub fn to_wit_manifest(manifest: m::DepartmentManifest) -> wit::DepartmentManife
         quick_actions: manifest
             .quick_actions
             .into_iter()
-            .map(|a| wit::QuickAction { label: a.label, prompt: a.prompt })
+            .map(|a| wit::QuickAction {
+                label: a.label,
+                prompt: a.prompt,
+            })
             .collect(),
         routes: manifest
             .routes
@@ -228,7 +235,11 @@ pub fn to_wit_manifest(manifest: m::DepartmentManifest) -> wit::DepartmentManife
         rules: manifest
             .rules
             .into_iter()
-            .map(|r| wit::Rule { name: r.name, content: r.content, enabled: r.enabled })
+            .map(|r| wit::Rule {
+                name: r.name,
+                content: r.content,
+                enabled: r.enabled,
+            })
             .collect(),
         jobs: manifest
             .jobs
@@ -245,7 +256,10 @@ pub fn to_wit_manifest(manifest: m::DepartmentManifest) -> wit::DepartmentManife
         requires_ports: manifest
             .requires_ports
             .into_iter()
-            .map(|p| wit::PortRequirement { port: p.port, optional: p.optional })
+            .map(|p| wit::PortRequirement {
+                port: p.port,
+                optional: p.optional,
+            })
             .collect(),
         depends_on: manifest.depends_on,
         config_schema: manifest.config_schema.to_string(),
@@ -277,7 +291,11 @@ fn to_wit_ui(ui: m::UiContribution) -> wit::UiContribution {
         dashboard_cards: ui
             .dashboard_cards
             .into_iter()
-            .map(|c| wit::DashboardCard { title: c.title, description: c.description, size: c.size })
+            .map(|c| wit::DashboardCard {
+                title: c.title,
+                description: c.description,
+                size: c.size,
+            })
             .collect(),
         has_settings: ui.has_settings,
         custom_components: ui.custom_components,

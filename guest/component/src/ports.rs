@@ -15,9 +15,13 @@ use crate::convert::{self, from_wit_error, parse_json, parse_time};
 
 /// The ports of a component instance: the host's imports, and the WASI wall clock.
 pub fn host_ports() -> Ports {
-    Ports::new(Arc::new(HostObjectStore), Arc::new(HostEventSink), Arc::new(HostJobQueue))
-        .with_clock(Arc::new(SystemClock))
-        .with_logger(Arc::new(HostLogger))
+    Ports::new(
+        Arc::new(HostObjectStore),
+        Arc::new(HostEventSink),
+        Arc::new(HostJobQueue),
+    )
+    .with_clock(Arc::new(SystemClock))
+    .with_logger(Arc::new(HostLogger))
 }
 
 /// The object store, through the `storage` import.
@@ -30,7 +34,9 @@ impl ObjectStore for HostObjectStore {
 
     fn get(&self, kind: &str, id: &str) -> Result<Option<Value>> {
         let found = storage::get(kind, id).map_err(from_wit_error)?;
-        found.map(|text| parse_json(&text, "stored object")).transpose()
+        found
+            .map(|text| parse_json(&text, "stored object"))
+            .transpose()
     }
 
     fn delete(&self, kind: &str, id: &str) -> Result<()> {
@@ -39,7 +45,10 @@ impl ObjectStore for HostObjectStore {
 
     fn list(&self, kind: &str, filter: &ObjectFilter) -> Result<Vec<Value>> {
         let found = storage::list(kind, &object_filter(filter)).map_err(from_wit_error)?;
-        found.iter().map(|text| parse_json(text, "stored object")).collect()
+        found
+            .iter()
+            .map(|text| parse_json(text, "stored object"))
+            .collect()
     }
 
     fn count(&self, kind: &str, filter: &ObjectFilter) -> Result<u64> {
@@ -80,7 +89,10 @@ fn object_filter(filter: &ObjectFilter) -> storage::ObjectFilter {
 }
 
 fn field_match(field: &FieldMatch) -> storage::FieldMatch {
-    storage::FieldMatch { field: field.field.clone(), value: field.value.clone() }
+    storage::FieldMatch {
+        field: field.field.clone(),
+        value: field.value.clone(),
+    }
 }
 
 /// The event sink, through the `events` import.
@@ -119,7 +131,12 @@ impl JobQueue for HostJobQueue {
         let filter = jobs::JobFilter {
             session_id: filter.session_id.clone(),
             kinds: filter.kinds.clone(),
-            statuses: filter.statuses.iter().copied().map(convert::to_wit_job_status).collect(),
+            statuses: filter
+                .statuses
+                .iter()
+                .copied()
+                .map(convert::to_wit_job_status)
+                .collect(),
             limit: filter.limit,
         };
         let found = jobs::list(&filter).map_err(from_wit_error)?;

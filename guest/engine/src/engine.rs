@@ -118,14 +118,11 @@ impl InfraEngine {
     }
 
     /// Runs the tool `name` with JSON arguments. An unknown tool is `not-found` (kind `tool`).
+    ///
+    /// A refused call is not logged here: the error goes back to the host, which logs it with
+    /// the plugin and call ids it knows.
     pub fn call_tool(&self, name: &str, args: &Value) -> Result<ToolOutput> {
-        let result = tools::call(self, name, args);
-        if let Err(error) = &result {
-            self.ports
-                .logger
-                .log(LogLevel::Debug, &format!("tool {name} refused: {error}"));
-        }
-        result
+        tools::call(self, name, args)
     }
 
     /// Runs the tool `name` with arguments given as JSON text.
@@ -165,5 +162,93 @@ impl InfraEngine {
             .logger
             .log(LogLevel::Info, "infra engine shut down");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use serde_json::json;
+
+    use super::*;
+    use crate::memory::MemoryPorts;
+    use crate::ports::JobStatus;
+
+    fn engine() -> (MemoryPorts, InfraEngine) {
+        let ports = MemoryPorts::new();
+        let engine = InfraEngine::new(ports.ports(), InfraConfig::default());
+        (ports, engine)
+    }
+
+    #[test]
+    fn registration_is_repeatable_and_lists_the_registry() {
+        let first = registration();
+        assert_eq!(first, registration());
+        assert_eq!(first.tools, tools::definitions());
+        assert!(first.event_subscriptions.is_empty() && first.job_kinds.is_empty());
+        let pair = ("infra_deploy".to_string(), "status".to_string());
+        assert!(first.indexed_fields.contains(&pair));
+    }
+
+    #[test]
+    fn an_unknown_job_kind_is_refused_by_name() {
+        let (ports, engine) = engine();
+        let job = Job {
+            id: "job-1".into(),
+            session_id: "s".into(),
+            kind: "infra.mystery".into(),
+            payload: json!({}),
+            status: JobStatus::Running,
+            scheduled_at: None,
+            started_at: None,
+            completed_at: None,
+            retries: 0,
+            max_retries: 3,
+            error: None,
+            result: None,
+            cron: None,
+            created_at: Utc::now(),
+            metadata: json!({}),
+        };
+        let error = engine.handle_job(&job).unwrap_err();
+        assert!(matches!(error, EngineError::Validation(m) if m.contains("`infra.mystery`")));
+        assert_eq!(ports.objects.writes(), 0);
+    }
+
+    #[test]
+    fn an_unsubscribed_event_is_accepted_and_ignored() {
+        let (ports, engine) = engine();
+        let event = Event {
+            id: "e".into(),
+            session_id: None,
+            run_id: None,
+            source: "code".into(),
+            kind: "code.pushed".into(),
+            payload: json!({}),
+            created_at: Utc::now(),
+            metadata: json!({}),
+        };
+        engine.handle_event(&event).unwrap();
+        assert_eq!(ports.objects.writes(), 0);
+        assert!(ports.events.emitted().is_empty());
+    }
+
+    #[test]
+    fn a_failing_event_port_does_not_fail_a_written_change() {
+        let (ports, engine) = engine();
+        ports.events.set_failing(true);
+        let args = json!({
+            "session_id": crate::ids::SessionId::new(),
+            "title": "Disk full",
+            "severity": "P2",
+        });
+        engine.call_tool("infra.incidents.create", &args).unwrap();
+        assert_eq!(ports.objects.len(crate::incident::KIND), 1);
+        let warned = ports
+            .logger
+            .lines()
+            .iter()
+            .any(|(level, _)| *level == LogLevel::Warn);
+        assert!(warned);
     }
 }

@@ -23,7 +23,11 @@ impl Fixture {
     pub fn with_config(config: InfraConfig) -> Self {
         let ports = MemoryPorts::new();
         let engine = InfraEngine::new(ports.ports(), config);
-        Self { ports, engine, session: SessionId::new() }
+        Self {
+            ports,
+            engine,
+            session: SessionId::new(),
+        }
     }
 
     /// The kinds of the events emitted so far.
@@ -33,7 +37,12 @@ impl Fixture {
 
     /// The payloads of the events emitted so far.
     pub fn event_payloads(&self) -> Vec<Value> {
-        self.ports.events.emitted().into_iter().map(|event| event.payload).collect()
+        self.ports
+            .events
+            .emitted()
+            .into_iter()
+            .map(|event| event.payload)
+            .collect()
     }
 
     /// Moves the clock forward by `seconds` (backwards when negative).
@@ -44,7 +53,12 @@ impl Fixture {
     /// The stored document of an object, with its version.
     pub fn stored(&self, kind: &str, id: impl ToString) -> (Value, u64) {
         use crate::ports::ObjectStore;
-        let stored = self.ports.objects.get_versioned(kind, &id.to_string()).unwrap().unwrap();
+        let stored = self
+            .ports
+            .objects
+            .get_versioned(kind, &id.to_string())
+            .unwrap()
+            .unwrap();
         (stored.data, stored.version)
     }
 }

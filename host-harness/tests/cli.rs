@@ -1,0 +1,132 @@
+//! The `rusvel-host` binary, run as separate processes over one data directory, as an
+//! operator would: what one process stores, the next one reads.
+//!
+//! Needs the built Infra component: `$INFRA_COMPONENT` (set by `make test`) or the
+//! workspace's `guest-release` build.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn component() -> PathBuf {
+    let path = std::env::var_os("INFRA_COMPONENT").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/wasm32-wasip2/guest-release/dept_infra.wasm")
+    });
+    assert!(path.exists(), "build the component first (`make test`): {}", path.display());
+    path
+}
+
+/// A plugin directory holding `infra.wasm`, and an empty data directory.
+fn setup() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    std::fs::copy(component(), dir.path().join("plugins/infra.wasm")).unwrap();
+    dir
+}
+
+fn rusvel(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rusvel-host"))
+        .arg("--plugins")
+        .arg(dir.join("plugins"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(args)
+        .output()
+        .expect("rusvel-host runs")
+}
+
+fn json_stdout(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "exit {:?}, stderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("stdout is JSON")
+}
+
+#[test]
+fn a_deployment_recorded_by_one_process_is_listed_by_the_next() {
+    let dir = setup();
+
+    let trigger = rusvel(
+        dir.path(),
+        &[
+            "--json",
+            "infra",
+            "tool",
+            "infra.deploy.trigger",
+            r#"{"service":"rusvel-api","version":"v0.3.0","environment":"production"}"#,
+        ],
+    );
+    let output = json_stdout(&trigger);
+    let content: Value = serde_json::from_str(output["content"].as_str().unwrap()).unwrap();
+    let id = content["deployment_id"].as_str().unwrap().to_string();
+
+    let listed = json_stdout(&rusvel(dir.path(), &["--json", "infra", "list", "--kind", "deploy"]));
+
+    let deployments = listed.as_array().expect("a JSON array");
+    assert_eq!(deployments.len(), 1);
+    assert_eq!(deployments[0]["id"], id.as_str());
+    assert_eq!(deployments[0]["service"], "rusvel-api");
+}
+
+#[test]
+fn the_session_id_is_created_once_and_remembered() {
+    let dir = setup();
+    let create = |title: &str| {
+        let args = format!(r#"{{"title":"{title}","description":"d","severity":"P4"}}"#);
+        json_stdout(&rusvel(dir.path(), &["--json", "infra", "tool", "infra.incidents.create", &args]))
+    };
+    create("first");
+    create("second");
+
+    let listed = json_stdout(&rusvel(dir.path(), &["--json", "infra", "tool", "infra.incidents.list", "{}"]));
+
+    let content: Value = serde_json::from_str(listed["content"].as_str().unwrap()).unwrap();
+    assert_eq!(content["incidents"].as_array().unwrap().len(), 2, "both calls used one session");
+    let session = std::fs::read_to_string(dir.path().join("data/session")).unwrap();
+    assert_eq!(content["incidents"][0]["session_id"], session.trim());
+}
+
+#[test]
+fn plugins_json_prints_the_full_manifest_in_snake_case() {
+    let dir = setup();
+
+    let out = json_stdout(&rusvel(dir.path(), &["--json", "plugins"]));
+
+    let infra = &out["plugins"][0];
+    assert_eq!(infra["id"], "infra");
+    assert!(infra["quick_actions"].is_array());
+    assert!(infra["requires_ports"].is_array());
+    assert!(infra["events_produced"].is_array());
+    assert!(infra["tools"][0]["parameters_schema"].is_object(), "schemas are JSON, not text");
+}
+
+#[test]
+fn a_refused_tool_call_exits_non_zero_with_the_reason_on_stderr() {
+    let dir = setup();
+
+    let out = rusvel(dir.path(), &["infra", "tool", "infra.incidents.create", r#"{"title":"x"}"#]);
+
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("severity"), "stderr does not name the missing field: {stderr}");
+}
+
+#[test]
+fn events_lists_what_the_department_emitted() {
+    let dir = setup();
+    rusvel(
+        dir.path(),
+        &["infra", "tool", "infra.incidents.create", r#"{"title":"t","description":"d","severity":"P2"}"#],
+    );
+
+    let events = json_stdout(&rusvel(dir.path(), &["--json", "infra", "events"]));
+
+    let kinds: Vec<&str> =
+        events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["infra.incident.opened"]);
+}
