@@ -79,13 +79,19 @@ impl ScriptedAgent {
 
     /// An agent replaying `script`.
     pub fn new(script: Vec<ScriptedResponse>) -> ScriptedAgent {
-        ScriptedAgent { script, state: Mutex::default() }
+        ScriptedAgent {
+            script,
+            state: Mutex::default(),
+        }
     }
 
     /// Reads a script file (a JSON array or JSON lines; see the module docs).
     pub fn from_file(path: &Path) -> PortResult<ScriptedAgent> {
         let text = std::fs::read_to_string(path).map_err(|error| {
-            PortError::Config(format!("cannot read agent script {}: {error}", path.display()))
+            PortError::Config(format!(
+                "cannot read agent script {}: {error}",
+                path.display()
+            ))
         })?;
         let script = parse_script(&text).map_err(|error| {
             PortError::Config(format!("agent script {}: {error}", path.display()))
@@ -94,13 +100,19 @@ impl ScriptedAgent {
     }
 
     fn set_status(&self, run_id: &str, status: AgentStatus) -> PortResult<()> {
-        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         match state.runs.get_mut(run_id) {
             Some(current) => {
                 *current = status;
                 Ok(())
             }
-            None => Err(PortError::NotFound { kind: "agent_run".into(), id: run_id.into() }),
+            None => Err(PortError::NotFound {
+                kind: "agent_run".into(),
+                id: run_id.into(),
+            }),
         }
     }
 }
@@ -122,7 +134,10 @@ pub fn parse_script(text: &str) -> Result<Vec<ScriptedResponse>, String> {
         .into_iter()
         .enumerate()
         .map(|(index, value)| match value {
-            Value::String(text) => Ok(ScriptedResponse { text: Some(text), ..Default::default() }),
+            Value::String(text) => Ok(ScriptedResponse {
+                text: Some(text),
+                ..Default::default()
+            }),
             other => serde_json::from_value(other)
                 .map_err(|error| format!("response {}: {error}", index + 1)),
         })
@@ -133,17 +148,26 @@ pub fn parse_script(text: &str) -> Result<Vec<ScriptedResponse>, String> {
 impl AgentPort for ScriptedAgent {
     async fn create(&self, _config: AgentConfig) -> PortResult<String> {
         let id = clock::new_id();
-        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         state.runs.insert(id.clone(), AgentStatus::Idle);
         Ok(id)
     }
 
     async fn run(&self, run_id: &str, _content: Vec<ContentPart>) -> PortResult<AgentOutput> {
         let response = {
-            let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut state = self
+                .state
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             match state.runs.get(run_id) {
                 None => {
-                    return Err(PortError::NotFound { kind: "agent_run".into(), id: run_id.into() })
+                    return Err(PortError::NotFound {
+                        kind: "agent_run".into(),
+                        id: run_id.into(),
+                    })
                 }
                 Some(AgentStatus::Stopped) => {
                     return Err(PortError::InvalidState {
@@ -160,10 +184,13 @@ impl AgentPort for ScriptedAgent {
 
         let Some(response) = response else {
             self.set_status(run_id, AgentStatus::Completed)?;
-            return Ok(output(run_id, ScriptedResponse {
-                text: Some(NO_MODEL_REPLY.into()),
-                ..Default::default()
-            }));
+            return Ok(output(
+                run_id,
+                ScriptedResponse {
+                    text: Some(NO_MODEL_REPLY.into()),
+                    ..Default::default()
+                },
+            ));
         };
         if let Some(message) = &response.error {
             self.set_status(run_id, AgentStatus::Failed)?;
@@ -178,12 +205,18 @@ impl AgentPort for ScriptedAgent {
     }
 
     async fn status(&self, run_id: &str) -> PortResult<AgentStatus> {
-        let state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         state
             .runs
             .get(run_id)
             .copied()
-            .ok_or_else(|| PortError::NotFound { kind: "agent_run".into(), id: run_id.into() })
+            .ok_or_else(|| PortError::NotFound {
+                kind: "agent_run".into(),
+                id: run_id.into(),
+            })
     }
 }
 
@@ -199,7 +232,9 @@ fn output(run_id: &str, response: ScriptedResponse) -> AgentOutput {
         tool_calls: response.tool_calls,
         usage: response.usage,
         cost_estimate_usd: response.cost_estimate_usd,
-        metadata: response.metadata.unwrap_or_else(|| Value::Object(Default::default())),
+        metadata: response
+            .metadata
+            .unwrap_or_else(|| Value::Object(Default::default())),
     }
 }
 
@@ -228,15 +263,18 @@ mod tests {
     async fn without_a_script_the_agent_says_no_model_is_configured() {
         let agent = ScriptedAgent::unconfigured();
         let run = agent.create(config()).await.unwrap();
-        let output = agent.run(&run, vec![ContentPart::Text("hi".into())]).await.unwrap();
+        let output = agent
+            .run(&run, vec![ContentPart::Text("hi".into())])
+            .await
+            .unwrap();
         assert_eq!(output.content, [ContentPart::Text(NO_MODEL_REPLY.into())]);
         assert_eq!(agent.status(&run).await.unwrap(), AgentStatus::Completed);
     }
 
     #[tokio::test]
     async fn responses_replay_in_order_and_the_last_repeats() {
-        let script = parse_script("\"one\"\n# comment\n{\"text\": \"two\", \"tool_calls\": 2}\n")
-            .unwrap();
+        let script =
+            parse_script("\"one\"\n# comment\n{\"text\": \"two\", \"tool_calls\": 2}\n").unwrap();
         let agent = ScriptedAgent::new(script);
         let run = agent.create(config()).await.unwrap();
         let texts: Vec<_> = [
@@ -255,10 +293,19 @@ mod tests {
     async fn a_scripted_error_fails_the_run_and_a_stopped_run_refuses_work() {
         let agent = ScriptedAgent::new(parse_script(r#"[{"error": "model down"}]"#).unwrap());
         let run = agent.create(config()).await.unwrap();
-        assert_eq!(agent.run(&run, vec![]).await, Err(PortError::Agent("model down".into())));
+        assert_eq!(
+            agent.run(&run, vec![]).await,
+            Err(PortError::Agent("model down".into()))
+        );
         assert_eq!(agent.status(&run).await.unwrap(), AgentStatus::Failed);
         agent.stop(&run).await.unwrap();
-        assert!(matches!(agent.run(&run, vec![]).await, Err(PortError::InvalidState { .. })));
-        assert!(matches!(agent.status("nope").await, Err(PortError::NotFound { .. })));
+        assert!(matches!(
+            agent.run(&run, vec![]).await,
+            Err(PortError::InvalidState { .. })
+        ));
+        assert!(matches!(
+            agent.status("nope").await,
+            Err(PortError::NotFound { .. })
+        ));
     }
 }

@@ -21,7 +21,10 @@ pub fn load_component(
     path: &Path,
     cache_dir: Option<&Path>,
 ) -> Result<Component, HostError> {
-    let bytes = std::fs::read(path).map_err(|source| HostError::Io { path: path.into(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| HostError::Io {
+        path: path.into(),
+        source,
+    })?;
     let Some(cache_dir) = cache_dir else {
         return compile(engine, path, &bytes);
     };
@@ -51,14 +54,16 @@ pub fn load_component(
 }
 
 fn compile(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component, HostError> {
-    check_header(bytes).map_err(|reason| HostError::InvalidComponent { path: path.into(), reason })?;
+    check_header(bytes).map_err(|reason| HostError::InvalidComponent {
+        path: path.into(),
+        reason,
+    })?;
     let started = std::time::Instant::now();
-    let component = Component::from_binary(engine, bytes).map_err(|error| {
-        HostError::InvalidComponent {
+    let component =
+        Component::from_binary(engine, bytes).map_err(|error| HostError::InvalidComponent {
             path: path.into(),
             reason: format!("not a valid WebAssembly component: {}", describe(&error)),
-        }
-    })?;
+        })?;
     tracing::info!(
         path = %path.display(),
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -75,9 +80,11 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
     }
     // Bytes 6..8 are the layer: 0 for a core module, 1 for a component.
     if bytes[6..8] == [0, 0] {
-        return Err("a core WebAssembly module, not a component; build the plugin for \
+        return Err(
+            "a core WebAssembly module, not a component; build the plugin for \
                     `--target wasm32-wasip2`"
-            .into());
+                .into(),
+        );
     }
     Ok(())
 }
@@ -98,5 +105,9 @@ fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
     digest.update(bytes);
     digest.update(settings.finish().to_le_bytes());
     digest.update(env!("CARGO_PKG_VERSION").as_bytes());
-    digest.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
+    digest
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }

@@ -42,7 +42,12 @@ pub fn check_size(what: &str, actual: usize, limit: usize) -> Result<(), PortErr
     Ok(())
 }
 
-fn check_prefix(department: &str, kind: &str, separator: char, what: &str) -> Result<(), PortError> {
+fn check_prefix(
+    department: &str,
+    kind: &str,
+    separator: char,
+    what: &str,
+) -> Result<(), PortError> {
     let allowed = kind
         .strip_prefix(department)
         .and_then(|rest| rest.strip_prefix(separator))
@@ -81,6 +86,9 @@ mod tests {
     #[test]
     fn sizes_over_the_cap_are_limit_exceeded() {
         assert!(check_size("payload", 10, 10).is_ok());
-        assert!(matches!(check_size("payload", 11, 10), Err(PortError::LimitExceeded(_))));
+        assert!(matches!(
+            check_size("payload", 11, 10),
+            Err(PortError::LimitExceeded(_))
+        ));
     }
 }

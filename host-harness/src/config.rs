@@ -64,7 +64,10 @@ pub struct PluginLimits {
 
 impl Default for PluginLimits {
     fn default() -> Self {
-        PluginLimits { call_timeout_ms: 30_000, memory_mib: 128 }
+        PluginLimits {
+            call_timeout_ms: 30_000,
+            memory_mib: 128,
+        }
     }
 }
 
@@ -107,12 +110,24 @@ impl PluginSettings {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(PluginSettings::default())
             }
-            Err(error) => return Err(HostError::Io { path: sidecar, source: error }),
+            Err(error) => {
+                return Err(HostError::Io {
+                    path: sidecar,
+                    source: error,
+                })
+            }
         };
-        let settings: PluginSettings = serde_json::from_str(&text).map_err(|error| {
-            HostError::InvalidSettings { path: sidecar.clone(), reason: error.to_string() }
-        })?;
-        settings.validate().map_err(|reason| HostError::InvalidSettings { path: sidecar, reason })?;
+        let settings: PluginSettings =
+            serde_json::from_str(&text).map_err(|error| HostError::InvalidSettings {
+                path: sidecar.clone(),
+                reason: error.to_string(),
+            })?;
+        settings
+            .validate()
+            .map_err(|reason| HostError::InvalidSettings {
+                path: sidecar,
+                reason,
+            })?;
         Ok(settings)
     }
 
@@ -162,7 +177,13 @@ mod tests {
         )
         .unwrap();
         settings.validate().unwrap();
-        assert_eq!(settings.limits, PluginLimits { call_timeout_ms: 30_000, memory_mib: 64 });
+        assert_eq!(
+            settings.limits,
+            PluginLimits {
+                call_timeout_ms: 30_000,
+                memory_mib: 64
+            }
+        );
         assert_eq!(settings.config["a"], 1);
     }
 }

@@ -24,7 +24,9 @@ impl From<PortError> for types::Error {
             PortError::NotFound { kind, id } => W::NotFound(object(kind, id)),
             PortError::AlreadyExists { kind, id } => W::AlreadyExists(object(kind, id)),
             PortError::Validation(message) => W::Validation(message),
-            PortError::InvalidState { from, to } => W::InvalidState(types::StateChange { from, to }),
+            PortError::InvalidState { from, to } => {
+                W::InvalidState(types::StateChange { from, to })
+            }
             PortError::Unauthorized(message) => W::Unauthorized(message),
             PortError::Conflict { kind, id } => W::Conflict(object(kind, id)),
             PortError::Llm(message) => W::Llm(message),
@@ -46,16 +48,31 @@ impl From<types::Error> for PortError {
     fn from(error: types::Error) -> Self {
         use types::Error as W;
         match error {
-            W::NotFound(o) => PortError::NotFound { kind: o.kind, id: o.id },
-            W::AlreadyExists(o) => PortError::AlreadyExists { kind: o.kind, id: o.id },
+            W::NotFound(o) => PortError::NotFound {
+                kind: o.kind,
+                id: o.id,
+            },
+            W::AlreadyExists(o) => PortError::AlreadyExists {
+                kind: o.kind,
+                id: o.id,
+            },
             W::Validation(message) => PortError::Validation(message),
-            W::InvalidState(change) => PortError::InvalidState { from: change.from, to: change.to },
+            W::InvalidState(change) => PortError::InvalidState {
+                from: change.from,
+                to: change.to,
+            },
             W::Unauthorized(message) => PortError::Unauthorized(message),
-            W::Conflict(o) => PortError::Conflict { kind: o.kind, id: o.id },
+            W::Conflict(o) => PortError::Conflict {
+                kind: o.kind,
+                id: o.id,
+            },
             W::Llm(message) => PortError::Llm(message),
             W::Agent(message) => PortError::Agent(message),
             W::Tool(message) => PortError::Tool(message),
-            W::BudgetExceeded(b) => PortError::BudgetExceeded { spent: b.spent, limit: b.limit },
+            W::BudgetExceeded(b) => PortError::BudgetExceeded {
+                spent: b.spent,
+                limit: b.limit,
+            },
             W::Storage(message) => PortError::Storage(message),
             W::Serialization(message) => PortError::Serialization(message),
             W::Config(message) => PortError::Config(message),
@@ -72,7 +89,10 @@ pub(crate) fn object_filter(filter: storage::ObjectFilter) -> ports::ObjectFilte
         fields: filter
             .fields
             .into_iter()
-            .map(|m| ports::FieldMatch { field: m.field, value: m.value })
+            .map(|m| ports::FieldMatch {
+                field: m.field,
+                value: m.value,
+            })
             .collect(),
         limit: filter.limit,
         offset: filter.offset,

@@ -23,7 +23,11 @@ pub struct CallSite {
 
 impl fmt::Display for CallSite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "plugin `{}` ({}), {}", self.plugin, self.version, self.export)
+        write!(
+            f,
+            "plugin `{}` ({}), {}",
+            self.plugin, self.version, self.export
+        )
     }
 }
 
@@ -43,7 +47,11 @@ impl fmt::Display for Fault {
         match self {
             Fault::Timeout(after) => write!(f, "timed out after {} ms", after.as_millis()),
             Fault::OutOfMemory(cap) => {
-                write!(f, "out of memory: the {} MiB cap was reached", cap / (1024 * 1024))
+                write!(
+                    f,
+                    "out of memory: the {} MiB cap was reached",
+                    cap / (1024 * 1024)
+                )
             }
             Fault::Trap(message) => write!(f, "trapped: {message}"),
         }
@@ -154,7 +162,7 @@ pub enum HostError {
     #[error("{site} {fault}")]
     Fault {
         /// Which call.
-        site: CallSite,
+        site: Box<CallSite>,
         /// What happened.
         fault: Fault,
     },
@@ -162,7 +170,7 @@ pub enum HostError {
     #[error("{site} returned an error: {error}")]
     Plugin {
         /// Which call.
-        site: CallSite,
+        site: Box<CallSite>,
         /// The error the plugin returned.
         error: PortError,
     },

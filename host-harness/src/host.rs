@@ -18,30 +18,16 @@ use crate::bindings::DepartmentPlugin;
 use crate::capability::{MAX_TOOL_ARGS, MAX_TOOL_OUTPUT};
 use crate::config::{HostConfig, PluginSettings};
 use crate::convert;
+use crate::delivery::{deliver, Delivery, DeliveryQueue, DELIVERY_QUEUE};
 use crate::error::{describe, HostError};
-use crate::loader::{dependency_order, discover, LoadFailure};
+use crate::loader::{discover, register_in_order, LoadFailure};
 use crate::plugin::{Call, Candidate, Plugin, Reply};
-use crate::ports::{Event, Job, NewEvent, ObjectStore, PortError, Ports};
+use crate::ports::{Event, Job, NewEvent, ObjectStore, Ports};
 use crate::sandbox::{build_engine, EpochTicker, PluginState};
 use crate::sqlite::{Database, SqliteEventPort, SqliteJobPort, SqliteObjectStore};
 
-/// Events queued for delivery to plugins before emitters start seeing "queue full".
-const DELIVERY_QUEUE: usize = 4096;
-
-/// An event handler that emits an event that triggers a handler ... stops this deep.
-pub const MAX_EVENT_DEPTH: u32 = 8;
-
 /// A job is leased to the worker for this long beyond the owning plugin's call deadline.
 const JOB_LEASE_MARGIN: Duration = Duration::from_secs(30);
-
-/// One event to deliver to the plugins subscribed to its kind.
-#[derive(Debug, Clone)]
-pub(crate) struct Delivery {
-    pub(crate) event_id: String,
-    /// 1 for an event emitted outside any handler, n + 1 for one emitted by a handler of an
-    /// event at depth n.
-    pub(crate) depth: u32,
-}
 
 /// The result of a tool call, as RUSVEL's `ToolOutput`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -64,7 +50,7 @@ pub enum JobResult {
     HoldForApproval(Value),
 }
 
-/// Loads and runs department plugins. Cheap to share: clone the `Arc` it lives in.
+/// Loads and runs department plugins. Every method takes `&self`: share it behind an `Arc`.
 pub struct PluginHost {
     inner: Arc<HostInner>,
     dispatcher: tokio::task::JoinHandle<()>,
@@ -165,38 +151,9 @@ impl PluginHost {
         // 4. Register in dependency order; a department whose dependency failed fails too.
         let (sender, receiver) = mpsc::channel(DELIVERY_QUEUE);
         let pending = Arc::new(AtomicUsize::new(0));
-        let deliveries = crate::host::DeliveryQueue { sender, pending: pending.clone() };
-        let graph: Vec<(String, Vec<String>)> = candidates
-            .iter()
-            .map(|c| (c.manifest.id.clone(), c.manifest.depends_on.clone()))
-            .collect();
-        let (order, refused) = dependency_order(&graph);
-        let mut by_id_candidate: HashMap<String, Candidate> =
-            candidates.into_iter().map(|c| (c.manifest.id.clone(), c)).collect();
-        for (id, reason) in refused {
-            if let Some(candidate) = by_id_candidate.remove(&id) {
-                let error = HostError::Dependency { id: id.clone(), reason };
-                failures.push(LoadFailure::new(&candidate.path, Some(&id), &error));
-            }
-        }
-        let mut plugins: Vec<Arc<Plugin>> = Vec::new();
-        for id in order {
-            let Some(candidate) = by_id_candidate.remove(&id) else { continue };
-            let missing = candidate.manifest.depends_on.iter().find(|dep| {
-                !plugins.iter().any(|plugin| plugin.id() == dep.as_str())
-            });
-            if let Some(dep) = missing {
-                let reason = format!("its dependency `{dep}` was not registered");
-                let error = HostError::Dependency { id: id.clone(), reason };
-                failures.push(LoadFailure::new(&candidate.path, Some(&id), &error));
-                continue;
-            }
-            let path = candidate.path.clone();
-            match Plugin::register(candidate, &engine, &ports, deliveries.clone()).await {
-                Ok(plugin) => plugins.push(Arc::new(plugin)),
-                Err(error) => failures.push(LoadFailure::new(&path, Some(&id), &error)),
-            }
-        }
+        let deliveries = DeliveryQueue::new(sender, pending.clone());
+        let plugins =
+            register_in_order(candidates, &engine, &ports, &deliveries, &mut failures).await;
 
         // 5. Index what each plugin registered.
         let mut by_id = HashMap::new();
@@ -237,7 +194,10 @@ impl PluginHost {
 
     /// One registered plugin.
     pub fn plugin(&self, department: &str) -> Option<&Plugin> {
-        self.inner.by_id.get(department).map(|&index| self.inner.plugins[index].as_ref())
+        self.inner
+            .by_id
+            .get(department)
+            .map(|&index| self.inner.plugins[index].as_ref())
     }
 
     /// The plugins that could not be loaded, and why.
@@ -289,18 +249,31 @@ impl PluginHost {
                 actual: args_json.len(),
             });
         }
-        let args: Value = serde_json::from_str(args_json).map_err(|error| {
-            HostError::InvalidArguments { tool: tool.into(), reason: format!("not JSON: {error}") }
-        })?;
+        let args: Value =
+            serde_json::from_str(args_json).map_err(|error| HostError::InvalidArguments {
+                tool: tool.into(),
+                reason: format!("not JSON: {error}"),
+            })?;
         plugin
             .validate_args(tool, &args)
-            .map_err(|reason| HostError::InvalidArguments { tool: tool.into(), reason })?;
+            .map_err(|reason| HostError::InvalidArguments {
+                tool: tool.into(),
+                reason,
+            })?;
 
-        let call = Call::CallTool { name: tool.into(), args: args_json.into() };
+        let call = Call::Tool {
+            name: tool.into(),
+            args: args_json.into(),
+        };
         let site = plugin.site(&format!("call-tool `{tool}`"));
         let output = match plugin.invoke(call, 0).await? {
             Reply::Tool(Ok(output)) => output,
-            Reply::Tool(Err(error)) => return Err(HostError::Plugin { site, error: error.into() }),
+            Reply::Tool(Err(error)) => {
+                return Err(HostError::Plugin {
+                    site,
+                    error: error.into(),
+                })
+            }
             other => return Err(unexpected(&site, other)),
         };
         let size = output.content.len() + output.metadata.len();
@@ -320,13 +293,16 @@ impl PluginHost {
 
     /// Runs a job on the plugin registered for its kind; does not record the outcome.
     pub async fn handle_job(&self, job: &Job) -> Result<JobResult, HostError> {
-        let index = *self
-            .inner
-            .job_handlers
-            .get(&job.kind)
-            .ok_or_else(|| HostError::UnknownJobKind { kind: job.kind.clone() })?;
+        let index =
+            *self
+                .inner
+                .job_handlers
+                .get(&job.kind)
+                .ok_or_else(|| HostError::UnknownJobKind {
+                    kind: job.kind.clone(),
+                })?;
         let plugin = &self.inner.plugins[index];
-        let call = Call::HandleJob(convert::job(job.clone()));
+        let call = Call::Job(convert::job(job.clone()));
         let site = plugin.site(&format!("handle-job `{}`", job.kind));
         match plugin.invoke(call, 0).await? {
             Reply::Job(Ok(JobOutcome::Completed(result))) => Ok(JobResult::Completed(
@@ -335,7 +311,10 @@ impl PluginHost {
             Reply::Job(Ok(JobOutcome::HoldForApproval(result))) => Ok(JobResult::HoldForApproval(
                 convert::parse_json("job result", &result).map_err(HostError::Port)?,
             )),
-            Reply::Job(Err(error)) => Err(HostError::Plugin { site, error: error.into() }),
+            Reply::Job(Err(error)) => Err(HostError::Plugin {
+                site,
+                error: error.into(),
+            }),
             other => Err(unexpected(&site, other)),
         }
     }
@@ -374,14 +353,17 @@ impl PluginHost {
     pub async fn emit_event(&self, event: NewEvent) -> Result<String, HostError> {
         let id = self.inner.ports.events.emit(event).await?;
         let queue = self.delivery_queue();
-        queue.send(&Delivery { event_id: id.clone(), depth: 1 });
+        queue.send(&Delivery {
+            event_id: id.clone(),
+            depth: 1,
+        });
         Ok(id)
     }
 
     /// Delivers an event to every plugin subscribed to its kind and waits for them; returns
     /// each plugin's result. A failing handler never affects the others.
     pub async fn deliver_event(&self, event: &Event) -> Vec<(String, Result<(), HostError>)> {
-        deliver(&self.inner, event, 1).await
+        deliver(&self.inner.subscribers(&event.kind), event, 1).await
     }
 
     /// Waits until every queued event delivery has run (or `timeout` passes); returns
@@ -414,14 +396,22 @@ impl PluginHost {
     }
 
     fn require(&self, department: &str) -> Result<&Arc<Plugin>, HostError> {
-        self.inner.by_id.get(department).map(|&i| &self.inner.plugins[i]).ok_or_else(|| {
-            let mut loaded: Vec<&str> = self.inner.by_id.keys().map(String::as_str).collect();
-            loaded.sort();
-            HostError::UnknownDepartment {
-                id: department.into(),
-                loaded: if loaded.is_empty() { "none".into() } else { loaded.join(", ") },
-            }
-        })
+        self.inner
+            .by_id
+            .get(department)
+            .map(|&i| &self.inner.plugins[i])
+            .ok_or_else(|| {
+                let mut loaded: Vec<&str> = self.inner.by_id.keys().map(String::as_str).collect();
+                loaded.sort();
+                HostError::UnknownDepartment {
+                    id: department.into(),
+                    loaded: if loaded.is_empty() {
+                        "none".into()
+                    } else {
+                        loaded.join(", ")
+                    },
+                }
+            })
     }
 
     fn delivery_queue(&self) -> DeliveryQueue {
@@ -434,34 +424,24 @@ impl PluginHost {
     }
 }
 
+impl HostInner {
+    /// The plugins subscribed to an event kind, in registration order.
+    fn subscribers(&self, kind: &str) -> Vec<&Plugin> {
+        let indexes = self
+            .subscriptions
+            .get(kind)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        indexes
+            .iter()
+            .map(|&index| self.plugins[index].as_ref())
+            .collect()
+    }
+}
+
 impl Drop for PluginHost {
     fn drop(&mut self) {
         self.dispatcher.abort();
-    }
-}
-
-/// The sending side of the event delivery queue, counting deliveries not yet run.
-#[derive(Debug, Clone)]
-pub(crate) struct DeliveryQueue {
-    sender: mpsc::Sender<Delivery>,
-    pending: Arc<AtomicUsize>,
-}
-
-impl DeliveryQueue {
-    fn closed(pending: Arc<AtomicUsize>) -> DeliveryQueue {
-        let (sender, _) = mpsc::channel(1);
-        DeliveryQueue { sender, pending }
-    }
-
-    /// Queues a delivery; returns false (the event stays stored) when the queue is full.
-    pub(crate) fn send(&self, delivery: &Delivery) -> bool {
-        self.pending.fetch_add(1, Ordering::SeqCst);
-        if self.sender.try_send(delivery.clone()).is_ok() {
-            true
-        } else {
-            self.pending.fetch_sub(1, Ordering::SeqCst);
-            false
-        }
     }
 }
 
@@ -484,7 +464,9 @@ async fn dispatch_events(host: Weak<HostInner>, mut receiver: mpsc::Receiver<Del
         let Some(inner) = host.upgrade() else { break };
         match inner.ports.events.get(&delivery.event_id).await {
             Ok(Some(event)) => {
-                for (plugin, result) in deliver(&inner, &event, delivery.depth).await {
+                for (plugin, result) in
+                    deliver(&inner.subscribers(&event.kind), &event, delivery.depth).await
+                {
                     if let Err(error) = result {
                         tracing::warn!(%plugin, event = %event.id, kind = %event.kind, %error,
                             "event handler failed");
@@ -498,55 +480,50 @@ async fn dispatch_events(host: Weak<HostInner>, mut receiver: mpsc::Receiver<Del
     }
 }
 
-async fn deliver(
-    inner: &HostInner,
-    event: &Event,
-    depth: u32,
-) -> Vec<(String, Result<(), HostError>)> {
-    let Some(subscribers) = inner.subscriptions.get(&event.kind) else {
-        return Vec::new();
-    };
-    let mut results = Vec::new();
-    for &index in subscribers {
-        let plugin = &inner.plugins[index];
-        let site = plugin.site(&format!("handle-event `{}`", event.kind));
-        if depth > MAX_EVENT_DEPTH {
-            tracing::warn!(plugin = %plugin.id(), event = %event.id, kind = %event.kind,
-                depth, "event cascade too deep; not delivered");
-            let error = PortError::LimitExceeded(format!(
-                "event cascade deeper than {MAX_EVENT_DEPTH} handlers"
-            ));
-            results.push((plugin.id().to_string(), Err(HostError::Plugin { site, error })));
-            continue;
-        }
-        let call = Call::HandleEvent(convert::event(event.clone()));
-        let result = match plugin.invoke(call, depth).await {
-            Ok(Reply::Unit(Ok(()))) => Ok(()),
-            Ok(Reply::Unit(Err(error))) => Err(HostError::Plugin { site, error: error.into() }),
-            Ok(other) => Err(unexpected(&site, other)),
-            Err(error) => Err(error),
-        };
-        results.push((plugin.id().to_string(), result));
-    }
-    results
-}
-
 fn unknown_tool(plugin: &Plugin, tool: &str) -> HostError {
-    let names: Vec<&str> =
-        plugin.registration().tools.iter().map(|tool| tool.name.as_str()).collect();
+    let names: Vec<&str> = plugin
+        .registration()
+        .tools
+        .iter()
+        .map(|tool| tool.name.as_str())
+        .collect();
     let stem = tool.rsplit_once('.').map_or(tool, |(head, _)| head);
-    let near: Vec<&str> =
-        names.iter().copied().filter(|name| name.starts_with(stem)).take(5).collect();
+    let near: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|name| name.starts_with(stem))
+        .take(5)
+        .collect();
     let hint = if !near.is_empty() {
         format!("similar: {}", near.join(", "))
     } else if names.len() <= 8 {
         format!("tools: {}", names.join(", "))
     } else {
-        format!("{} tools registered; `rusvel-host plugins --json` lists them", names.len())
+        format!(
+            "{} tools registered; `rusvel-host plugins --json` lists them",
+            names.len()
+        )
     };
-    HostError::UnknownTool { department: plugin.id().into(), tool: tool.into(), hint }
+    HostError::UnknownTool {
+        department: plugin.id().into(),
+        tool: tool.into(),
+        hint,
+    }
 }
 
 fn unexpected(site: &crate::error::CallSite, reply: Reply) -> HostError {
     HostError::Engine(format!("{site}: unexpected reply {reply:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_shareable<T: Send + Sync>() {}
+
+    #[test]
+    fn the_host_can_be_shared_across_tasks() {
+        assert_shareable::<PluginHost>();
+        assert_shareable::<Plugin>();
+    }
 }

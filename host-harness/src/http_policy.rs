@@ -38,7 +38,9 @@ impl OutboundRule {
     /// Parses `scheme://host:port`, `scheme://host:*` or `scheme://host`.
     pub fn parse(pattern: &str) -> Result<OutboundRule, String> {
         let invalid = |why: &str| format!("outbound rule `{pattern}` is invalid: {why}");
-        let (scheme, rest) = pattern.split_once("://").ok_or_else(|| invalid("no scheme"))?;
+        let (scheme, rest) = pattern
+            .split_once("://")
+            .ok_or_else(|| invalid("no scheme"))?;
         let scheme = scheme.to_ascii_lowercase();
         let default_port = match scheme.as_str() {
             "http" => 80,
@@ -49,18 +51,37 @@ impl OutboundRule {
         if rest.contains('/') || rest.contains('@') || rest.is_empty() {
             return Err(invalid("expected only host and port after the scheme"));
         }
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((host, "*")) => (host, None),
-            Some((host, port)) if !host.ends_with(']') || rest.starts_with('[') => {
-                let port = port.parse::<u16>().map_err(|_| invalid("port must be 0-65535 or *"))?;
-                (host, Some(port))
+        // An IPv6 literal keeps its brackets, as `Uri::host` reports it: `[::1]:8080`.
+        let (host, port_text) = match rest.strip_prefix('[') {
+            Some(inner) => {
+                let (address, after) = inner
+                    .split_once(']')
+                    .ok_or_else(|| invalid("unclosed IPv6 bracket"))?;
+                (&rest[..address.len() + 2], after.strip_prefix(':'))
             }
-            _ => (rest, Some(default_port)),
+            None => match rest.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (rest, None),
+            },
+        };
+        let port = match port_text {
+            None => Some(default_port),
+            Some("*") => None,
+            Some(text) => Some(
+                text.parse::<u16>()
+                    .map_err(|_| invalid("port must be 0-65535 or *"))?,
+            ),
         };
         if host.is_empty() || host.contains('*') {
-            return Err(invalid("host must be a name or an address, without wildcards"));
+            return Err(invalid(
+                "host must be a name or an address, without wildcards",
+            ));
         }
-        Ok(OutboundRule { scheme, host: host.to_ascii_lowercase(), port })
+        Ok(OutboundRule {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+        })
     }
 
     /// Whether this rule allows `scheme://host:port`.
@@ -81,13 +102,22 @@ pub struct OutboundPolicy {
 impl OutboundPolicy {
     /// A policy for `plugin_id` from its sidecar patterns (already validated).
     pub fn new(plugin_id: &str, patterns: &[String]) -> Result<OutboundPolicy, String> {
-        let rules = patterns.iter().map(|p| OutboundRule::parse(p)).collect::<Result<_, _>>()?;
-        Ok(OutboundPolicy { plugin_id: plugin_id.to_string(), rules })
+        let rules = patterns
+            .iter()
+            .map(|p| OutboundRule::parse(p))
+            .collect::<Result<_, _>>()?;
+        Ok(OutboundPolicy {
+            plugin_id: plugin_id.to_string(),
+            rules,
+        })
     }
 
     /// A policy that refuses everything.
     pub fn deny_all(plugin_id: &str) -> OutboundPolicy {
-        OutboundPolicy { plugin_id: plugin_id.to_string(), rules: Vec::new() }
+        OutboundPolicy {
+            plugin_id: plugin_id.to_string(),
+            rules: Vec::new(),
+        }
     }
 
     /// Renames the plugin in log lines (the id is known only after the manifest is read).
@@ -100,7 +130,9 @@ impl OutboundPolicy {
         let Some((scheme, host, port)) = destination(uri) else {
             return false;
         };
-        self.rules.iter().any(|rule| rule.allows(scheme, host, port))
+        self.rules
+            .iter()
+            .any(|rule| rule.allows(scheme, host, port))
     }
 }
 
@@ -157,7 +189,10 @@ impl WasiHttpHooks for OutboundPolicy {
             .await
             .map_err(|_| HttpError::HttpResponseTimeout)?;
             let (response, io) = sent?;
-            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as IoFuture,
+            ))
         })
     }
 
@@ -214,17 +249,27 @@ mod tests {
 
     #[test]
     fn no_rules_deny_everything() {
-        assert!(!allows(&OutboundPolicy::deny_all("infra"), "http://127.0.0.1:80/"));
+        assert!(!allows(
+            &OutboundPolicy::deny_all("infra"),
+            "http://127.0.0.1:80/"
+        ));
     }
 
     #[test]
     fn malformed_patterns_are_refused() {
-        for pattern in ["127.0.0.1:80", "ftp://host:21", "http://*.example.com", "http://h:x",
-            "http://h/path", "http://"]
-        {
+        for pattern in [
+            "127.0.0.1:80",
+            "ftp://host:21",
+            "http://*.example.com",
+            "http://h:x",
+            "http://h/path",
+            "http://",
+        ] {
             assert!(OutboundRule::parse(pattern).is_err(), "{pattern}");
         }
-        assert!(OutboundRule::parse("http://[::1]:*").is_ok());
+        let ipv6 = policy(&["http://[::1]:*"]);
+        assert!(allows(&ipv6, "http://[::1]:8080/"));
+        assert!(!allows(&ipv6, "http://[::2]:8080/"));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use crate::bindings::rusvel::department::{agent, events, jobs, log, manifest, storage, types};
 use crate::capability::{self, MAX_EVENT_PAYLOAD, MAX_OBJECT};
 use crate::convert::{self, parse_json, to_json};
-use crate::host::Delivery;
+use crate::delivery::Delivery;
 use crate::ports::{self, PortError};
 use crate::sandbox::{ImportMode, PluginState};
 
@@ -30,7 +30,10 @@ impl PluginState {
 
     /// Logs a refusal at `warn`; the caller still returns the error to the guest.
     fn refused(&self, import: &str, error: PortError) -> PortError {
-        if matches!(error, PortError::Unauthorized(_) | PortError::LimitExceeded(_)) {
+        if matches!(
+            error,
+            PortError::Unauthorized(_) | PortError::LimitExceeded(_)
+        ) {
             tracing::warn!(plugin = %self.plugin_id, import, %error, "plugin import refused");
         }
         error
@@ -51,7 +54,10 @@ impl PluginState {
     async fn own_job(&mut self, import: &str, id: &str) -> Result<(), PortError> {
         self.check_active(import)?;
         match self.ports.jobs.get(id).await? {
-            None => Err(PortError::NotFound { kind: "job".into(), id: id.into() }),
+            None => Err(PortError::NotFound {
+                kind: "job".into(),
+                id: id.into(),
+            }),
             Some(job) if job.owner == self.plugin_id => Ok(()),
             Some(job) => Err(self.refused(
                 import,
@@ -68,7 +74,10 @@ impl PluginState {
         let Some(deliveries) = &self.deliveries else {
             return;
         };
-        let delivery = Delivery { event_id: event_id.to_string(), depth: self.event_depth + 1 };
+        let delivery = Delivery {
+            event_id: event_id.to_string(),
+            depth: self.event_depth + 1,
+        };
         if !deliveries.send(&delivery) {
             tracing::warn!(
                 plugin = %self.plugin_id,
@@ -92,7 +101,13 @@ impl storage::Host for PluginState {
 
     async fn get(&mut self, kind: String, id: String) -> WitResult<Option<String>> {
         self.object_access("storage.get", &kind)?;
-        Ok(self.ports.objects.get(&kind, &id).await?.as_ref().map(to_json))
+        Ok(self
+            .ports
+            .objects
+            .get(&kind, &id)
+            .await?
+            .as_ref()
+            .map(to_json))
     }
 
     async fn delete(&mut self, kind: String, id: String) -> WitResult<()> {
@@ -100,15 +115,27 @@ impl storage::Host for PluginState {
         Ok(self.ports.objects.delete(&kind, &id).await?)
     }
 
-    async fn list(&mut self, kind: String, filter: storage::ObjectFilter) -> WitResult<Vec<String>> {
+    async fn list(
+        &mut self,
+        kind: String,
+        filter: storage::ObjectFilter,
+    ) -> WitResult<Vec<String>> {
         self.object_access("storage.list", &kind)?;
-        let objects = self.ports.objects.list(&kind, &convert::object_filter(filter)).await?;
+        let objects = self
+            .ports
+            .objects
+            .list(&kind, &convert::object_filter(filter))
+            .await?;
         Ok(objects.iter().map(to_json).collect())
     }
 
     async fn count(&mut self, kind: String, filter: storage::ObjectFilter) -> WitResult<u64> {
         self.object_access("storage.count", &kind)?;
-        Ok(self.ports.objects.count(&kind, &convert::object_filter(filter)).await?)
+        Ok(self
+            .ports
+            .objects
+            .count(&kind, &convert::object_filter(filter))
+            .await?)
     }
 
     async fn get_versioned(
@@ -130,7 +157,11 @@ impl storage::Host for PluginState {
     ) -> WitResult<u64> {
         self.object_access("storage.put-versioned", &kind)?;
         let data = self.object_document("storage.put-versioned", &data)?;
-        Ok(self.ports.objects.put_versioned(&kind, &id, &data, expected).await?)
+        Ok(self
+            .ports
+            .objects
+            .put_versioned(&kind, &id, &data, expected)
+            .await?)
     }
 }
 
@@ -162,7 +193,11 @@ impl events::Host for PluginState {
 
     async fn query(&mut self, filter: events::EventFilter) -> WitResult<Vec<events::Event>> {
         self.check_active("events.query")?;
-        let events = self.ports.events.query(&convert::event_filter(filter)).await?;
+        let events = self
+            .ports
+            .events
+            .query(&convert::event_filter(filter))
+            .await?;
         Ok(events.into_iter().map(convert::event).collect())
     }
 }
@@ -170,7 +205,11 @@ impl events::Host for PluginState {
 impl agent::Host for PluginState {
     async fn create(&mut self, config: agent::AgentConfig) -> WitResult<String> {
         self.check_active("agent.create")?;
-        Ok(self.ports.agent.create(convert::agent_config(config)?).await?)
+        Ok(self
+            .ports
+            .agent
+            .create(convert::agent_config(config)?)
+            .await?)
     }
 
     async fn run(
@@ -180,7 +219,9 @@ impl agent::Host for PluginState {
     ) -> WitResult<agent::AgentOutput> {
         self.check_active("agent.run")?;
         let content = content.into_iter().map(convert::content_part).collect();
-        Ok(convert::agent_output(self.ports.agent.run(&run_id, content).await?))
+        Ok(convert::agent_output(
+            self.ports.agent.run(&run_id, content).await?,
+        ))
     }
 
     async fn stop(&mut self, run_id: String) -> WitResult<()> {
@@ -190,7 +231,9 @@ impl agent::Host for PluginState {
 
     async fn status(&mut self, run_id: String) -> WitResult<agent::AgentStatus> {
         self.check_active("agent.status")?;
-        Ok(convert::agent_status(self.ports.agent.status(&run_id).await?))
+        Ok(convert::agent_status(
+            self.ports.agent.status(&run_id).await?,
+        ))
     }
 }
 
@@ -199,14 +242,22 @@ impl jobs::Host for PluginState {
         self.check_active("jobs.enqueue")?;
         capability::check_job_kind(&self.plugin_id, &job.kind)
             .map_err(|e| self.refused("jobs.enqueue", e))?;
-        Ok(self.ports.jobs.enqueue(convert::new_job(job, &self.plugin_id)?).await?)
+        Ok(self
+            .ports
+            .jobs
+            .enqueue(convert::new_job(job, &self.plugin_id)?)
+            .await?)
     }
 
     async fn schedule(&mut self, job: jobs::NewJob, cron: String) -> WitResult<String> {
         self.check_active("jobs.schedule")?;
         capability::check_job_kind(&self.plugin_id, &job.kind)
             .map_err(|e| self.refused("jobs.schedule", e))?;
-        Ok(self.ports.jobs.schedule(convert::new_job(job, &self.plugin_id)?, &cron).await?)
+        Ok(self
+            .ports
+            .jobs
+            .schedule(convert::new_job(job, &self.plugin_id)?, &cron)
+            .await?)
     }
 
     async fn cancel(&mut self, id: String) -> WitResult<()> {
@@ -219,7 +270,11 @@ impl jobs::Host for PluginState {
         let filter = ports::JobFilter {
             session_id: filter.session_id,
             kinds: filter.kinds,
-            statuses: filter.statuses.into_iter().map(convert::job_status).collect(),
+            statuses: filter
+                .statuses
+                .into_iter()
+                .map(convert::job_status)
+                .collect(),
             owner: Some(self.plugin_id.clone()),
             limit: filter.limit,
         };

@@ -43,7 +43,7 @@
 //!   outputs. A trapped or timed-out instance is thrown away, never reused.
 //! - Events a plugin emits are stored, broadcast to [`PluginHost::subscribe_events`]
 //!   subscribers, and delivered asynchronously (after the emitting call returns) to the
-//!   plugins subscribed to their kind, at most [`host::MAX_EVENT_DEPTH`] handlers deep.
+//!   plugins subscribed to their kind, at most [`MAX_EVENT_DEPTH`] handlers deep.
 
 #![warn(missing_docs)]
 
@@ -53,7 +53,9 @@ pub mod cache;
 pub mod capability;
 pub mod clock;
 pub mod config;
+mod contract;
 mod convert;
+mod delivery;
 pub mod error;
 pub mod host;
 pub mod http_policy;
@@ -65,6 +67,8 @@ pub mod sandbox;
 pub mod sqlite;
 
 pub use config::{HostConfig, PluginLimits, PluginSettings};
+pub use contract::manifest_json;
+pub use delivery::MAX_EVENT_DEPTH;
 pub use error::{CallSite, Fault, HostError};
 pub use host::{JobResult, PluginHost, ToolOutput};
 pub use loader::LoadFailure;

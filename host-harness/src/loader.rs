@@ -2,8 +2,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
+use wasmtime::Engine;
+
+use crate::delivery::DeliveryQueue;
+use crate::plugin::{Candidate, Plugin};
+use crate::ports::Ports;
 
 use crate::error::HostError;
 
@@ -37,11 +43,19 @@ pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, HostError> {
             tracing::warn!(dir = %dir.display(), "plugin directory does not exist");
             return Ok(Vec::new());
         }
-        Err(source) => return Err(HostError::Io { path: dir.into(), source }),
+        Err(source) => {
+            return Err(HostError::Io {
+                path: dir.into(),
+                source,
+            })
+        }
     };
     let mut paths = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| HostError::Io { path: dir.into(), source })?;
+        let entry = entry.map_err(|source| HostError::Io {
+            path: dir.into(),
+            source,
+        })?;
         let path = entry.path();
         if path.extension().is_some_and(|ext| ext == "wasm") && path.is_file() {
             paths.push(path);
@@ -56,10 +70,15 @@ pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, HostError> {
 pub fn dependency_order(
     departments: &[(String, Vec<String>)],
 ) -> (Vec<String>, Vec<(String, String)>) {
-    let known: HashMap<&str, &Vec<String>> =
-        departments.iter().map(|(id, deps)| (id.as_str(), deps)).collect();
-    let position: HashMap<&str, usize> =
-        departments.iter().enumerate().map(|(i, (id, _))| (id.as_str(), i)).collect();
+    let known: HashMap<&str, &Vec<String>> = departments
+        .iter()
+        .map(|(id, deps)| (id.as_str(), deps))
+        .collect();
+    let position: HashMap<&str, usize> = departments
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (id.as_str(), i))
+        .collect();
 
     // Refuse those missing a dependency, and transitively those depending on them.
     let mut refused: BTreeMap<String, String> = BTreeMap::new();
@@ -71,11 +90,17 @@ pub fn dependency_order(
             }
             for dep in deps {
                 if !known.contains_key(dep.as_str()) {
-                    refused.insert(id.clone(), format!("it depends on `{dep}`, which is not loaded"));
+                    refused.insert(
+                        id.clone(),
+                        format!("it depends on `{dep}`, which is not loaded"),
+                    );
                     break;
                 }
                 if refused.contains_key(dep) {
-                    refused.insert(id.clone(), format!("its dependency `{dep}` was not registered"));
+                    refused.insert(
+                        id.clone(),
+                        format!("its dependency `{dep}` was not registered"),
+                    );
                     break;
                 }
             }
@@ -108,6 +133,61 @@ pub fn dependency_order(
         }
     }
     (order, refused.into_iter().collect())
+}
+
+/// Registers candidates so each comes after its dependencies; a candidate whose dependency
+/// is missing, cyclic or failed is recorded as a failure, never fatal to the others.
+pub(crate) async fn register_in_order(
+    candidates: Vec<Candidate>,
+    engine: &Engine,
+    ports: &Ports,
+    deliveries: &DeliveryQueue,
+    failures: &mut Vec<LoadFailure>,
+) -> Vec<Arc<Plugin>> {
+    let graph: Vec<(String, Vec<String>)> = candidates
+        .iter()
+        .map(|c| (c.manifest.id.clone(), c.manifest.depends_on.clone()))
+        .collect();
+    let (order, refused) = dependency_order(&graph);
+    let mut by_id_candidate: HashMap<String, Candidate> = candidates
+        .into_iter()
+        .map(|c| (c.manifest.id.clone(), c))
+        .collect();
+    for (id, reason) in refused {
+        if let Some(candidate) = by_id_candidate.remove(&id) {
+            let error = HostError::Dependency {
+                id: id.clone(),
+                reason,
+            };
+            failures.push(LoadFailure::new(&candidate.path, Some(&id), &error));
+        }
+    }
+    let mut plugins: Vec<Arc<Plugin>> = Vec::new();
+    for id in order {
+        let Some(candidate) = by_id_candidate.remove(&id) else {
+            continue;
+        };
+        let missing = candidate
+            .manifest
+            .depends_on
+            .iter()
+            .find(|dep| !plugins.iter().any(|plugin| plugin.id() == dep.as_str()));
+        if let Some(dep) = missing {
+            let reason = format!("its dependency `{dep}` was not registered");
+            let error = HostError::Dependency {
+                id: id.clone(),
+                reason,
+            };
+            failures.push(LoadFailure::new(&candidate.path, Some(&id), &error));
+            continue;
+        }
+        let path = candidate.path.clone();
+        match Plugin::register(candidate, engine, ports, deliveries.clone()).await {
+            Ok(plugin) => plugins.push(Arc::new(plugin)),
+            Err(error) => failures.push(LoadFailure::new(&path, Some(&id), &error)),
+        }
+    }
+    plugins
 }
 
 #[cfg(test)]
@@ -153,7 +233,10 @@ mod tests {
             std::fs::write(dir.join(name), b"").unwrap();
         }
         let found = discover(&dir).unwrap();
-        let names: Vec<_> = found.iter().map(|p| p.file_name().unwrap().to_owned()).collect();
+        let names: Vec<_> = found
+            .iter()
+            .map(|p| p.file_name().unwrap().to_owned())
+            .collect();
         assert_eq!(names, ["a.wasm", "b.wasm"]);
         assert!(discover(&dir.join("missing")).unwrap().is_empty());
     }

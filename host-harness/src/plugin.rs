@@ -20,8 +20,11 @@ use crate::bindings::rusvel::department::manifest::DepartmentManifest;
 use crate::bindings::rusvel::department::{events, jobs};
 use crate::bindings::{DepartmentPlugin, DepartmentPluginPre, ToolOutput, WitError};
 use crate::config::PluginSettings;
+use crate::contract::{
+    check_tool_drift, manifest_json, tool_validators, validate_department_id, wit_version,
+};
+use crate::delivery::DeliveryQueue;
 use crate::error::{describe, CallSite, Fault, HostError};
-use crate::host::DeliveryQueue;
 use crate::http_policy::OutboundPolicy;
 use crate::ports::{PortError, Ports};
 use crate::sandbox::{arm_deadline, new_store, ImportMode, PluginState};
@@ -38,18 +41,17 @@ struct Instance {
 /// A call into a plugin's exports.
 #[derive(Debug, Clone)]
 pub(crate) enum Call {
-    CallTool { name: String, args: String },
-    HandleJob(jobs::Job),
-    HandleEvent(events::Event),
-
+    Tool { name: String, args: String },
+    Job(jobs::Job),
+    Event(events::Event),
 }
 
 impl Call {
     fn export(&self) -> String {
         match self {
-            Call::CallTool { name, .. } => format!("call-tool `{name}`"),
-            Call::HandleJob(job) => format!("handle-job `{}` ({})", job.kind, job.id),
-            Call::HandleEvent(event) => format!("handle-event `{}` ({})", event.kind, event.id),
+            Call::Tool { name, .. } => format!("call-tool `{name}`"),
+            Call::Job(job) => format!("handle-job `{}` ({})", job.kind, job.id),
+            Call::Event(event) => format!("handle-event `{}` ({})", event.kind, event.id),
         }
     }
 }
@@ -81,7 +83,10 @@ impl Candidate {
         settings: PluginSettings,
         ports: &Ports,
     ) -> Result<Candidate, HostError> {
-        let invalid = |reason: String| HostError::InvalidComponent { path: path.into(), reason };
+        let invalid = |reason: String| HostError::InvalidComponent {
+            path: path.into(),
+            reason,
+        };
         let version = wit_version(engine, &component).map_err(invalid)?;
         let instance_pre = linker
             .instantiate_pre(&component)
@@ -89,7 +94,10 @@ impl Candidate {
         let pre = DepartmentPluginPre::new(instance_pre)
             .map_err(|error| invalid(format!("wrong exports: {}", describe(&error))))?;
 
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let state = PluginState::new(
             &stem,
             ImportMode::Manifest,
@@ -100,24 +108,36 @@ impl Candidate {
         );
         let mut store = new_store(engine, state);
         let timeout = Duration::from_millis(settings.limits.call_timeout_ms);
-        let site = |export: &str| CallSite {
-            plugin: path.display().to_string(),
-            version: version.clone(),
-            export: export.to_string(),
+        let site = |export: &str| {
+            Box::new(CallSite {
+                plugin: path.display().to_string(),
+                version: version.clone(),
+                export: export.to_string(),
+            })
         };
 
         arm_deadline(&mut store, timeout);
         let outcome = tokio::time::timeout(timeout, pre.instantiate_async(&mut store)).await;
-        let bindings = classify(&store, outcome, timeout)
-            .map_err(|fault| HostError::Fault { site: site("instantiate"), fault })?;
+        let bindings = classify(&store, outcome, timeout).map_err(|fault| HostError::Fault {
+            site: site("instantiate"),
+            fault,
+        })?;
         arm_deadline(&mut store, timeout);
         let department = bindings.rusvel_department_department();
         let outcome = tokio::time::timeout(timeout, department.call_manifest(&mut store)).await;
-        let manifest = classify(&store, outcome, timeout)
-            .map_err(|fault| HostError::Fault { site: site("manifest"), fault })?;
+        let manifest = classify(&store, outcome, timeout).map_err(|fault| HostError::Fault {
+            site: site("manifest"),
+            fault,
+        })?;
 
         validate_department_id(&manifest.id).map_err(invalid)?;
-        Ok(Candidate { path: path.into(), version, manifest, settings, pre })
+        Ok(Candidate {
+            path: path.into(),
+            version,
+            manifest,
+            settings,
+            pre,
+        })
     }
 }
 
@@ -156,7 +176,13 @@ impl Plugin {
         ports: &Ports,
         deliveries: DeliveryQueue,
     ) -> Result<Plugin, HostError> {
-        let Candidate { path, version, manifest, settings, pre } = candidate;
+        let Candidate {
+            path,
+            version,
+            manifest,
+            settings,
+            pre,
+        } = candidate;
         let mut plugin = Plugin {
             id: manifest.id.clone(),
             path,
@@ -180,7 +206,16 @@ impl Plugin {
         let (instance, registration) = plugin.fresh_instance().await?;
         check_tool_drift(&plugin.id, &plugin.manifest, &registration)?;
         for (kind, field) in &registration.indexed_fields {
-            plugin.ports.objects.index_field(kind, field).await.map_err(HostError::Port)?;
+            if let Err(error) = crate::capability::check_object_kind(&plugin.id, kind) {
+                tracing::warn!(plugin = %plugin.id, kind, field, %error, "index request ignored");
+                continue;
+            }
+            plugin
+                .ports
+                .objects
+                .index_field(kind, field)
+                .await
+                .map_err(HostError::Port)?;
         }
         plugin.validators = tool_validators(&plugin.id, &registration);
         plugin.registration = registration;
@@ -244,7 +279,11 @@ impl Plugin {
             .take(5)
             .map(|error| {
                 let path = error.instance_path.to_string();
-                if path.is_empty() { error.to_string() } else { format!("{path}: {error}") }
+                if path.is_empty() {
+                    error.to_string()
+                } else {
+                    format!("{path}: {error}")
+                }
             })
             .collect();
         if problems.is_empty() {
@@ -260,6 +299,7 @@ impl Plugin {
             Some(instance) => instance,
             None => self.fresh_instance().await?.0,
         };
+        let started = std::time::Instant::now();
         instance.store.data_mut().event_depth = depth;
         let timeout = self.timeout();
         arm_deadline(&mut instance.store, timeout);
@@ -267,15 +307,15 @@ impl Plugin {
         let department = instance.bindings.rusvel_department_department();
         let store = &mut instance.store;
         let outcome = match &call {
-            Call::CallTool { name, args } => {
+            Call::Tool { name, args } => {
                 let future = department.call_call_tool(&mut *store, name, args);
                 wrap(tokio::time::timeout(timeout, future).await, Reply::Tool)
             }
-            Call::HandleJob(job) => {
+            Call::Job(job) => {
                 let future = department.call_handle_job(&mut *store, job);
                 wrap(tokio::time::timeout(timeout, future).await, Reply::Job)
             }
-            Call::HandleEvent(event) => {
+            Call::Event(event) => {
                 let future = department.call_handle_event(&mut *store, event);
                 wrap(tokio::time::timeout(timeout, future).await, Reply::Unit)
             }
@@ -283,12 +323,21 @@ impl Plugin {
 
         match classify(&instance.store, outcome, timeout) {
             Ok(reply) => {
+                tracing::debug!(
+                    plugin = %self.id,
+                    export = %call.export(),
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "call returned"
+                );
                 self.give_back(instance);
                 Ok(reply)
             }
             Err(fault) => {
                 tracing::warn!(plugin = %self.id, export = %call.export(), %fault, "call failed");
-                Err(HostError::Fault { site: self.site(&call.export()), fault })
+                Err(HostError::Fault {
+                    site: self.site(&call.export()),
+                    fault,
+                })
             }
         }
     }
@@ -305,10 +354,14 @@ impl Plugin {
             let outcome = tokio::time::timeout(timeout, future).await;
             let error = match classify(&instance.store, outcome, timeout) {
                 Ok(Ok(())) => None,
-                Ok(Err(error)) => {
-                    Some(HostError::Plugin { site: self.site("shutdown"), error: error.into() })
-                }
-                Err(fault) => Some(HostError::Fault { site: self.site("shutdown"), fault }),
+                Ok(Err(error)) => Some(HostError::Plugin {
+                    site: self.site("shutdown"),
+                    error: error.into(),
+                }),
+                Err(fault) => Some(HostError::Fault {
+                    site: self.site("shutdown"),
+                    fault,
+                }),
             };
             if let Some(error) = error {
                 tracing::warn!(plugin = %self.id, %error, "shutdown failed");
@@ -319,8 +372,12 @@ impl Plugin {
     }
 
     /// Names a call of this plugin in errors.
-    pub(crate) fn site(&self, export: &str) -> CallSite {
-        CallSite { plugin: self.id.clone(), version: self.version.clone(), export: export.into() }
+    pub(crate) fn site(&self, export: &str) -> Box<CallSite> {
+        Box::new(CallSite {
+            plugin: self.id.clone(),
+            version: self.version.clone(),
+            export: export.into(),
+        })
     }
 
     fn timeout(&self) -> Duration {
@@ -329,8 +386,13 @@ impl Plugin {
 
     /// Instantiates from the pre-linked component and registers the new instance.
     async fn fresh_instance(&self) -> Result<(Instance, Registration), HostError> {
-        let policy = OutboundPolicy::new(&self.id, &self.settings.allow_outbound)
-            .map_err(|reason| HostError::InvalidSettings { path: self.path.clone(), reason })?;
+        let policy =
+            OutboundPolicy::new(&self.id, &self.settings.allow_outbound).map_err(|reason| {
+                HostError::InvalidSettings {
+                    path: self.path.clone(),
+                    reason,
+                }
+            })?;
         let state = PluginState::new(
             &self.id,
             ImportMode::Active,
@@ -344,8 +406,10 @@ impl Plugin {
 
         arm_deadline(&mut store, timeout);
         let outcome = tokio::time::timeout(timeout, self.pre.instantiate_async(&mut store)).await;
-        let bindings = classify(&store, outcome, timeout)
-            .map_err(|fault| HostError::Fault { site: self.site("instantiate"), fault })?;
+        let bindings = classify(&store, outcome, timeout).map_err(|fault| HostError::Fault {
+            site: self.site("instantiate"),
+            fault,
+        })?;
 
         arm_deadline(&mut store, timeout);
         let config = self.settings.config.to_string();
@@ -353,7 +417,10 @@ impl Plugin {
         let outcome =
             tokio::time::timeout(timeout, department.call_register(&mut store, &config)).await;
         let registration = classify(&store, outcome, timeout)
-            .map_err(|fault| HostError::Fault { site: self.site("register"), fault })?
+            .map_err(|fault| HostError::Fault {
+                site: self.site("register"),
+                fault,
+            })?
             .map_err(|error| HostError::Plugin {
                 site: self.site("register"),
                 error: PortError::from(error),
@@ -373,7 +440,9 @@ impl Plugin {
     }
 
     fn lock_pool(&self) -> std::sync::MutexGuard<'_, Vec<Instance>> {
-        self.pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.pool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -416,110 +485,4 @@ fn classify<T>(
         message.push_str(&format!(" (guest stderr: {})", last_lines.join(" | ")));
     }
     Err(Fault::Trap(message))
-}
-
-/// Finds the `rusvel:department` version a component was built against and checks this
-/// host supports it (same major, and same minor while the major is 0).
-fn wit_version(engine: &Engine, component: &Component) -> Result<String, String> {
-    let component_type = component.component_type();
-    let export = component_type
-        .exports(engine)
-        .map(|(name, _)| name)
-        .find(|name| name.starts_with("rusvel:department/department"))
-        .ok_or("it does not export rusvel:department/department; is it a department plugin?")?
-        .to_string();
-    let version = export.split_once('@').map(|(_, v)| v.to_string()).ok_or_else(|| {
-        format!("its export `{export}` carries no package version")
-    })?;
-    let ours: Vec<&str> = crate::bindings::WIT_VERSION.split('.').collect();
-    let theirs: Vec<&str> = version.split('.').collect();
-    let compatible = theirs.len() >= 2
-        && theirs[0] == ours[0]
-        && (ours[0] != "0" || theirs[1] == ours[1]);
-    if !compatible {
-        return Err(format!(
-            "it was built against rusvel:department@{version}, but this host implements \
-             rusvel:department@{}",
-            crate::bindings::WIT_VERSION
-        ));
-    }
-    Ok(format!("{}@{version}", crate::bindings::WIT_PACKAGE))
-}
-
-/// A department id becomes a prefix of object, event and job kinds: keep it simple.
-fn validate_department_id(id: &str) -> Result<(), String> {
-    let mut chars = id.chars();
-    let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && id.len() <= 64;
-    if valid {
-        Ok(())
-    } else {
-        Err(format!("its manifest id `{id}` must match [a-z][a-z0-9-]* (at most 64 characters)"))
-    }
-}
-
-/// Refuses a plugin whose registered tools differ from its manifest's tools.
-fn check_tool_drift(
-    id: &str,
-    manifest: &DepartmentManifest,
-    registration: &Registration,
-) -> Result<(), HostError> {
-    let listed: Vec<&String> = manifest.tools.iter().map(|tool| &tool.name).collect();
-    let registered: Vec<&String> = registration.tools.iter().map(|tool| &tool.name).collect();
-    let manifest_only: Vec<String> =
-        listed.iter().filter(|n| !registered.contains(n)).map(|n| n.to_string()).collect();
-    let registered_only: Vec<String> =
-        registered.iter().filter(|n| !listed.contains(n)).map(|n| n.to_string()).collect();
-    if manifest_only.is_empty() && registered_only.is_empty() {
-        Ok(())
-    } else {
-        Err(HostError::ToolDrift { id: id.to_string(), manifest_only, registered_only })
-    }
-}
-
-/// Compiles each tool's parameter schema; a schema that does not compile is logged and the
-/// tool's arguments are then only checked for being JSON.
-fn tool_validators(id: &str, registration: &Registration) -> HashMap<String, jsonschema::Validator> {
-    let mut validators = HashMap::new();
-    for tool in &registration.tools {
-        let compiled = serde_json::from_str::<Value>(&tool.parameters_schema)
-            .map_err(|error| error.to_string())
-            .and_then(|schema| jsonschema::validator_for(&schema).map_err(|e| e.to_string()));
-        match compiled {
-            Ok(validator) => {
-                validators.insert(tool.name.clone(), validator);
-            }
-            Err(error) => tracing::warn!(
-                plugin = id,
-                tool = %tool.name,
-                %error,
-                "tool parameter schema is not a usable JSON Schema; arguments are not checked"
-            ),
-        }
-    }
-    validators
-}
-
-/// The manifest as JSON with snake_case names and the schemas as JSON objects.
-pub fn manifest_json(manifest: &DepartmentManifest) -> Value {
-    let mut json = serde_json::to_value(manifest).unwrap_or(Value::Null);
-    let parse = |value: &mut Value| {
-        if let Value::String(text) = value {
-            if let Ok(parsed) = serde_json::from_str::<Value>(text) {
-                *value = parsed;
-            }
-        }
-    };
-    if let Some(tools) = json.get_mut("tools").and_then(Value::as_array_mut) {
-        for tool in tools {
-            if let Some(schema) = tool.get_mut("parameters_schema") {
-                parse(schema);
-            }
-        }
-    }
-    if let Some(schema) = json.get_mut("config_schema") {
-        parse(schema);
-    }
-    json
 }

@@ -24,8 +24,8 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::delivery::DeliveryQueue;
 use crate::error::{describe, HostError};
-use crate::host::DeliveryQueue;
 use crate::http_policy::OutboundPolicy;
 use crate::ports::Ports;
 
@@ -100,7 +100,10 @@ impl PluginState {
             deliveries,
             event_depth: 0,
             hard_deadline: None,
-            memory: MemoryCap { cap: memory_cap, exceeded: false },
+            memory: MemoryCap {
+                cap: memory_cap,
+                exceeded: false,
+            },
             stderr,
             wasi,
             http: WasiHttpCtx::new(),
@@ -112,13 +115,20 @@ impl PluginState {
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for PluginState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.policy }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.policy,
+        }
     }
 }
 
@@ -245,12 +255,18 @@ pub(crate) struct GuestStderr {
 
 impl GuestStderr {
     fn new(plugin_id: &str) -> GuestStderr {
-        GuestStderr { plugin_id: plugin_id.into(), tail: Arc::default() }
+        GuestStderr {
+            plugin_id: plugin_id.into(),
+            tail: Arc::default(),
+        }
     }
 
     /// The kept tail as text, trimmed.
     pub(crate) fn tail(&self) -> String {
-        let tail = self.tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let tail = self
+            .tail
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let bytes: Vec<u8> = tail.iter().copied().collect();
         String::from_utf8_lossy(&bytes).trim().to_string()
     }
@@ -279,7 +295,10 @@ impl AsyncWrite for GuestStderr {
             stderr = %String::from_utf8_lossy(bytes).trim_end(),
             "guest stderr"
         );
-        let mut tail = self.tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut tail = self
+            .tail
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         tail.extend(bytes.iter().copied());
         let excess = tail.len().saturating_sub(STDERR_TAIL);
         tail.drain(..excess);

@@ -10,11 +10,17 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn component() -> PathBuf {
-    let path = std::env::var_os("INFRA_COMPONENT").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/wasm32-wasip2/guest-release/dept_infra.wasm")
-    });
-    assert!(path.exists(), "build the component first (`make test`): {}", path.display());
+    let path = std::env::var_os("INFRA_COMPONENT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/wasm32-wasip2/guest-release/dept_infra.wasm")
+        });
+    assert!(
+        path.exists(),
+        "build the component first (`make test`): {}",
+        path.display()
+    );
     path
 }
 
@@ -65,7 +71,10 @@ fn a_deployment_recorded_by_one_process_is_listed_by_the_next() {
     let content: Value = serde_json::from_str(output["content"].as_str().unwrap()).unwrap();
     let id = content["deployment_id"].as_str().unwrap().to_string();
 
-    let listed = json_stdout(&rusvel(dir.path(), &["--json", "infra", "list", "--kind", "deploy"]));
+    let listed = json_stdout(&rusvel(
+        dir.path(),
+        &["--json", "infra", "list", "--kind", "deploy"],
+    ));
 
     let deployments = listed.as_array().expect("a JSON array");
     assert_eq!(deployments.len(), 1);
@@ -78,15 +87,25 @@ fn the_session_id_is_created_once_and_remembered() {
     let dir = setup();
     let create = |title: &str| {
         let args = format!(r#"{{"title":"{title}","description":"d","severity":"P4"}}"#);
-        json_stdout(&rusvel(dir.path(), &["--json", "infra", "tool", "infra.incidents.create", &args]))
+        json_stdout(&rusvel(
+            dir.path(),
+            &["--json", "infra", "tool", "infra.incidents.create", &args],
+        ))
     };
     create("first");
     create("second");
 
-    let listed = json_stdout(&rusvel(dir.path(), &["--json", "infra", "tool", "infra.incidents.list", "{}"]));
+    let listed = json_stdout(&rusvel(
+        dir.path(),
+        &["--json", "infra", "tool", "infra.incidents.list", "{}"],
+    ));
 
     let content: Value = serde_json::from_str(listed["content"].as_str().unwrap()).unwrap();
-    assert_eq!(content["incidents"].as_array().unwrap().len(), 2, "both calls used one session");
+    assert_eq!(
+        content["incidents"].as_array().unwrap().len(),
+        2,
+        "both calls used one session"
+    );
     let session = std::fs::read_to_string(dir.path().join("data/session")).unwrap();
     assert_eq!(content["incidents"][0]["session_id"], session.trim());
 }
@@ -102,18 +121,32 @@ fn plugins_json_prints_the_full_manifest_in_snake_case() {
     assert!(infra["quick_actions"].is_array());
     assert!(infra["requires_ports"].is_array());
     assert!(infra["events_produced"].is_array());
-    assert!(infra["tools"][0]["parameters_schema"].is_object(), "schemas are JSON, not text");
+    assert!(
+        infra["tools"][0]["parameters_schema"].is_object(),
+        "schemas are JSON, not text"
+    );
 }
 
 #[test]
 fn a_refused_tool_call_exits_non_zero_with_the_reason_on_stderr() {
     let dir = setup();
 
-    let out = rusvel(dir.path(), &["infra", "tool", "infra.incidents.create", r#"{"title":"x"}"#]);
+    let out = rusvel(
+        dir.path(),
+        &[
+            "infra",
+            "tool",
+            "infra.incidents.create",
+            r#"{"title":"x"}"#,
+        ],
+    );
 
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("severity"), "stderr does not name the missing field: {stderr}");
+    assert!(
+        stderr.contains("severity"),
+        "stderr does not name the missing field: {stderr}"
+    );
 }
 
 #[test]
@@ -121,12 +154,21 @@ fn events_lists_what_the_department_emitted() {
     let dir = setup();
     rusvel(
         dir.path(),
-        &["infra", "tool", "infra.incidents.create", r#"{"title":"t","description":"d","severity":"P2"}"#],
+        &[
+            "infra",
+            "tool",
+            "infra.incidents.create",
+            r#"{"title":"t","description":"d","severity":"P2"}"#,
+        ],
     );
 
     let events = json_stdout(&rusvel(dir.path(), &["--json", "infra", "events"]));
 
-    let kinds: Vec<&str> =
-        events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["infra.incident.opened"]);
 }

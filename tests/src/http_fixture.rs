@@ -30,20 +30,58 @@ pub struct Route {
 impl Route {
     /// A route answering `status` at once with `body`.
     pub fn status(status: u16, body: &str) -> Self {
-        Route { status, delay: Duration::ZERO, body: body.to_string(), headers: Vec::new() }
+        Route {
+            status,
+            delay: Duration::ZERO,
+            body: body.to_string(),
+            headers: Vec::new(),
+        }
     }
 
     /// A route answering 200 with `body` after `delay`.
     pub fn slow(delay: Duration, body: &str) -> Self {
-        Route { delay, ..Route::status(200, body) }
+        Route {
+            delay,
+            ..Route::status(200, body)
+        }
     }
 
     /// A `302 Found` pointing at `location`.
     pub fn redirect(location: &str) -> Self {
         let mut route = Route::status(302, "");
-        route.headers.push(("Location".to_string(), location.to_string()));
+        route
+            .headers
+            .push(("Location".to_string(), location.to_string()));
         route
     }
+}
+
+/// A chain of `hops` redirects: `/<prefix>/0` -> `/<prefix>/1` -> ... -> `/<prefix>/<hops-1>`
+/// -> `target`. Every hop but the first uses a relative `Location` (`<n>`, resolved against
+/// `/<prefix>/...`), so the chain also exercises relative resolution. Serve with
+/// [`HttpFixture::start_owned`].
+pub fn redirect_chain(prefix: &str, hops: usize, target: &str) -> Vec<(String, Route)> {
+    (0..hops)
+        .map(|hop| {
+            let location = if hop + 1 == hops {
+                target.to_string()
+            } else {
+                format!("{}", hop + 1)
+            };
+            (format!("/{prefix}/{hop}"), Route::redirect(&location))
+        })
+        .collect()
+}
+
+/// A redirect loop between `/<prefix>/a` and `/<prefix>/b`; it never ends.
+pub fn redirect_loop(prefix: &str) -> Vec<(String, Route)> {
+    vec![
+        (
+            format!("/{prefix}/a"),
+            Route::redirect(&format!("/{prefix}/b")),
+        ),
+        (format!("/{prefix}/b"), Route::redirect("a")),
+    ]
 }
 
 /// A running fixture server; it stops when dropped.
@@ -60,16 +98,31 @@ impl HttpFixture {
         Self::serve(listener, routes)
     }
 
+    /// Starts a server on `127.0.0.1` serving routes with owned paths.
+    pub async fn start_owned(routes: Vec<(String, Route)>) -> std::io::Result<Self> {
+        let routes: Vec<(&str, Route)> = routes
+            .iter()
+            .map(|(path, route)| (path.as_str(), route.clone()))
+            .collect();
+        HttpFixture::start(routes).await
+    }
+
     /// Starts a server on an already bound listener.
     pub fn serve(listener: TcpListener, routes: Vec<(&str, Route)>) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
-        let routes: Arc<HashMap<String, Route>> =
-            Arc::new(routes.into_iter().map(|(path, route)| (path.to_string(), route)).collect());
+        let routes: Arc<HashMap<String, Route>> = Arc::new(
+            routes
+                .into_iter()
+                .map(|(path, route)| (path.to_string(), route))
+                .collect(),
+        );
         let hits = Arc::new(AtomicU64::new(0));
         let counter = hits.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 counter.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(answer(stream, routes.clone()));
             }
@@ -111,7 +164,10 @@ async fn answer(mut stream: tokio::net::TcpStream, routes: Arc<HashMap<String, R
     }
     let text = String::from_utf8_lossy(&head);
     let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let route = routes.get(&path).cloned().unwrap_or_else(|| Route::status(404, "not found"));
+    let route = routes
+        .get(&path)
+        .cloned()
+        .unwrap_or_else(|| Route::status(404, "not found"));
 
     if !route.delay.is_zero() {
         tokio::time::sleep(route.delay).await;

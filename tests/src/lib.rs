@@ -7,4 +7,4 @@
 pub mod http_fixture;
 pub mod test_host;
 
-pub use test_host::{infra_component, fixture_component, TestHost};
+pub use test_host::{fixture_component, infra_component, TestHost};

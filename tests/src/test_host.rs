@@ -26,7 +26,9 @@ pub struct TestHost {
 pub fn infra_component() -> PathBuf {
     let path = std::env::var_os("INFRA_COMPONENT")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/wasm32-wasip2/guest-release/dept_infra.wasm"));
+        .unwrap_or_else(|| {
+            workspace_root().join("target/wasm32-wasip2/guest-release/dept_infra.wasm")
+        });
     assert!(
         path.exists(),
         "the Infra component is not built at {}; run `make test` (or `make component`)",
@@ -37,13 +39,22 @@ pub fn infra_component() -> PathBuf {
 
 /// Path of a fixture component built by `make fixtures` (`tests/fixtures/out/<name>.wasm`).
 pub fn fixture_component(name: &str) -> PathBuf {
-    let path = workspace_root().join("tests/fixtures/out").join(format!("{name}.wasm"));
-    assert!(path.exists(), "fixture {} is not built; run `make fixtures`", path.display());
+    let path = workspace_root()
+        .join("tests/fixtures/out")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "fixture {} is not built; run `make fixtures`",
+        path.display()
+    );
     path
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 impl TestHost {
@@ -66,12 +77,19 @@ impl TestHost {
             std::fs::copy(component, plugins_dir.join(format!("{stem}.wasm")))
                 .expect("copy component");
             if let Some(sidecar) = sidecar {
-                std::fs::write(plugins_dir.join(format!("{stem}.json")), sidecar.to_string())
-                    .expect("write sidecar");
+                std::fs::write(
+                    plugins_dir.join(format!("{stem}.json")),
+                    sidecar.to_string(),
+                )
+                .expect("write sidecar");
             }
         }
         let host = TestHost::load(dir.path()).await.expect("host loads");
-        TestHost { host, dir, session: new_session() }
+        TestHost {
+            host,
+            dir,
+            session: new_session(),
+        }
     }
 
     /// Loads a host over an existing directory (as a restarted process would).
@@ -93,7 +111,8 @@ impl TestHost {
     /// Calls an Infra tool with `args` plus this host's session id (unless `args` has one).
     pub async fn call(&self, tool: &str, mut args: Value) -> Result<ToolOutput, HostError> {
         if let Value::Object(map) = &mut args {
-            map.entry("session_id").or_insert_with(|| Value::String(self.session.clone()));
+            map.entry("session_id")
+                .or_insert_with(|| Value::String(self.session.clone()));
         }
         self.host.call_tool("infra", tool, &args.to_string()).await
     }
@@ -103,7 +122,11 @@ impl TestHost {
         let output = self.call(tool, args.clone()).await.unwrap_or_else(|error| {
             panic!("{tool} {args} failed: {error}");
         });
-        assert!(!output.is_error, "{tool} {args} reported an error: {}", output.content);
+        assert!(
+            !output.is_error,
+            "{tool} {args} reported an error: {}",
+            output.content
+        );
         serde_json::from_str(&output.content).expect("tool content is JSON")
     }
 
@@ -118,18 +141,34 @@ impl TestHost {
 
     /// Every stored event of the Infra department, oldest first.
     pub async fn events(&self) -> Vec<Event> {
-        let filter = EventFilter { source: Some("infra".into()), ..EventFilter::default() };
-        self.host.ports().events.query(&filter).await.expect("query events")
+        let filter = EventFilter {
+            source: Some("infra".into()),
+            ..EventFilter::default()
+        };
+        self.host
+            .ports()
+            .events
+            .query(&filter)
+            .await
+            .expect("query events")
     }
 
     /// The kinds of every stored Infra event, oldest first.
     pub async fn event_kinds(&self) -> Vec<String> {
-        self.events().await.into_iter().map(|event| event.kind).collect()
+        self.events()
+            .await
+            .into_iter()
+            .map(|event| event.kind)
+            .collect()
     }
 
     /// How many objects of `kind` are stored, in any session.
     pub async fn count(&self, kind: &str) -> u64 {
-        self.host.store().count(kind, &ObjectFilter::default()).await.expect("count objects")
+        self.host
+            .store()
+            .count(kind, &ObjectFilter::default())
+            .await
+            .expect("count objects")
     }
 }
 

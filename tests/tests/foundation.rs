@@ -5,8 +5,12 @@
 use integration_tests::TestHost;
 use serde_json::{json, Value};
 
-const SEED_TOOLS: [&str; 4] =
-    ["infra.deploy.trigger", "infra.monitor.status", "infra.incidents.create", "infra.incidents.list"];
+const SEED_TOOLS: [&str; 4] = [
+    "infra.deploy.trigger",
+    "infra.monitor.status",
+    "infra.incidents.create",
+    "infra.incidents.list",
+];
 
 const SEED_EVENTS: [&str; 4] = [
     "infra.deploy.completed",
@@ -29,7 +33,10 @@ async fn manifest_matches_the_seed_field_by_field() {
         "You are the Infrastructure department of RUSVEL.\n\nFocus: CI/CD pipelines, \
          deployments, monitoring, incident response, performance, cost analysis."
     );
-    assert_eq!(manifest["capabilities"], json!(["deploy", "monitor", "incident"]));
+    assert_eq!(
+        manifest["capabilities"],
+        json!(["deploy", "monitor", "incident"])
+    );
     assert_eq!(
         manifest["quick_actions"],
         json!([
@@ -40,7 +47,10 @@ async fn manifest_matches_the_seed_field_by_field() {
              "prompt": "Show open incidents with severity, timeline, and resolution status."},
         ])
     );
-    assert_eq!(manifest["ui"]["tabs"], json!(["actions", "agents", "rules", "events"]));
+    assert_eq!(
+        manifest["ui"]["tabs"],
+        json!(["actions", "agents", "rules", "events"])
+    );
     assert_eq!(manifest["ui"]["dashboard_cards"], json!([]));
     assert_eq!(
         manifest["requires_ports"],
@@ -51,8 +61,12 @@ async fn manifest_matches_the_seed_field_by_field() {
             {"port": "JobPort", "optional": false},
         ])
     );
-    let produced: Vec<&str> =
-        manifest["events_produced"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+    let produced: Vec<&str> = manifest["events_produced"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
     for kind in SEED_EVENTS {
         assert!(produced.contains(&kind), "events_produced lacks {kind}");
     }
@@ -62,15 +76,27 @@ async fn manifest_matches_the_seed_field_by_field() {
 async fn manifest_tools_are_exactly_the_registered_tools() {
     let t = TestHost::start().await;
     let plugin = t.host.plugin("infra").unwrap();
-    let mut in_manifest: Vec<String> = plugin.manifest().tools.iter().map(|t| t.name.clone()).collect();
-    let mut registered: Vec<String> =
-        plugin.registration().tools.iter().map(|t| t.name.clone()).collect();
+    let mut in_manifest: Vec<String> = plugin
+        .manifest()
+        .tools
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    let mut registered: Vec<String> = plugin
+        .registration()
+        .tools
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
     in_manifest.sort();
     registered.sort();
 
     assert_eq!(in_manifest, registered);
     for tool in SEED_TOOLS {
-        assert!(registered.iter().any(|name| name == tool), "{tool} is not registered");
+        assert!(
+            registered.iter().any(|name| name == tool),
+            "{tool} is not registered"
+        );
     }
 }
 
@@ -79,23 +105,41 @@ async fn seed_tools_declare_the_seed_parameters() {
     let t = TestHost::start().await;
     let manifest = t.host.plugin("infra").unwrap().manifest_json();
     let expected: [(&str, &[&str]); 4] = [
-        ("infra.deploy.trigger", &["session_id", "service", "version", "environment"]),
+        (
+            "infra.deploy.trigger",
+            &["session_id", "service", "version", "environment"],
+        ),
         ("infra.monitor.status", &["session_id"]),
-        ("infra.incidents.create", &["session_id", "title", "description", "severity"]),
+        (
+            "infra.incidents.create",
+            &["session_id", "title", "description", "severity"],
+        ),
         ("infra.incidents.list", &["session_id"]),
     ];
     for (name, params) in expected {
-        let tool = manifest["tools"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap();
+        let tool = manifest["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap();
         let schema = &tool["parameters_schema"];
         for param in params {
-            assert!(schema["properties"].get(*param).is_some(), "{name} lacks parameter {param}");
+            assert!(
+                schema["properties"].get(*param).is_some(),
+                "{name} lacks parameter {param}"
+            );
             if *param == "description" {
                 // A description may be left out: an incident is often opened before it is
                 // understood.
                 continue;
             }
             assert!(
-                schema["required"].as_array().unwrap().iter().any(|r| r == param),
+                schema["required"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r == param),
                 "{name} does not require {param}"
             );
         }
@@ -115,7 +159,13 @@ async fn trigger_records_a_pending_deployment_in_sqlite() {
 
     let id = out["deployment_id"].as_str().expect("deployment_id");
     assert_eq!(uuid_version(id), 7, "ids are UUIDv7");
-    let stored = t.host.store().get("infra_deploy", id).await.unwrap().expect("stored");
+    let stored = t
+        .host
+        .store()
+        .get("infra_deploy", id)
+        .await
+        .unwrap()
+        .expect("stored");
     assert_eq!(stored["status"], "pending");
     assert_eq!(stored["service"], "rusvel-api");
     assert_eq!(stored["version"], "v0.3.0");
@@ -137,14 +187,23 @@ async fn stored_data_survives_a_host_restart() {
 
     let t = t.restart().await;
 
-    assert!(t.host.store().get("infra_deploy", &id).await.unwrap().is_some());
+    assert!(t
+        .host
+        .store()
+        .get("infra_deploy", &id)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test]
 async fn monitor_status_summarises_checks_of_the_session() {
     let t = TestHost::start().await;
-    t.ok("infra.monitor.add_check", json!({"service": "api", "endpoint": "http://127.0.0.1:9/"}))
-        .await;
+    t.ok(
+        "infra.monitor.add_check",
+        json!({"service": "api", "endpoint": "http://127.0.0.1:9/"}),
+    )
+    .await;
 
     let out = t.ok("infra.monitor.status", json!({})).await;
 
@@ -180,8 +239,11 @@ async fn opening_an_incident_emits_incident_opened_once() {
 #[tokio::test]
 async fn incidents_list_only_shows_the_callers_session() {
     let t = TestHost::start().await;
-    t.ok("infra.incidents.create", json!({"title": "mine", "description": "d", "severity": "P3"}))
-        .await;
+    t.ok(
+        "infra.incidents.create",
+        json!({"title": "mine", "description": "d", "severity": "P3"}),
+    )
+    .await;
     let other = integration_tests::test_host::new_session();
     t.ok(
         "infra.incidents.create",
@@ -191,8 +253,12 @@ async fn incidents_list_only_shows_the_callers_session() {
 
     let out = t.ok("infra.incidents.list", json!({})).await;
 
-    let titles: Vec<&str> =
-        out["incidents"].as_array().unwrap().iter().map(|i| i["title"].as_str().unwrap()).collect();
+    let titles: Vec<&str> = out["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap())
+        .collect();
     assert_eq!(titles, ["mine"]);
 }
 
@@ -202,13 +268,44 @@ async fn bad_input_is_refused_and_changes_nothing() {
     let t = TestHost::start().await;
     let session = t.session.clone();
     let cases: Vec<(&str, String, &str)> = vec![
-        ("infra.deploy.nonexistent", json!({"session_id": session}).to_string(), "infra.deploy.nonexistent"),
-        ("infra.deploy.trigger", json!({"service": "a", "version": "1", "environment": "p"}).to_string(), "session_id"),
-        ("infra.deploy.trigger", json!({"session_id": "not-a-uuid", "service": "a", "version": "1", "environment": "p"}).to_string(), "session_id"),
-        ("infra.deploy.trigger", json!({"session_id": session, "service": "a", "version": "1"}).to_string(), "environment"),
-        ("infra.deploy.trigger", json!({"session_id": session, "service": 7, "version": "1", "environment": "p"}).to_string(), "service"),
-        ("infra.incidents.create", json!({"session_id": session, "title": "t", "description": "d", "severity": "P9"}).to_string(), "severity"),
-        ("infra.incidents.create", json!({"session_id": session, "title": "t", "description": "d"}).to_string(), "severity"),
+        (
+            "infra.deploy.nonexistent",
+            json!({"session_id": session}).to_string(),
+            "infra.deploy.nonexistent",
+        ),
+        (
+            "infra.deploy.trigger",
+            json!({"service": "a", "version": "1", "environment": "p"}).to_string(),
+            "session_id",
+        ),
+        (
+            "infra.deploy.trigger",
+            json!({"session_id": "not-a-uuid", "service": "a", "version": "1", "environment": "p"})
+                .to_string(),
+            "session_id",
+        ),
+        (
+            "infra.deploy.trigger",
+            json!({"session_id": session, "service": "a", "version": "1"}).to_string(),
+            "environment",
+        ),
+        (
+            "infra.deploy.trigger",
+            json!({"session_id": session, "service": 7, "version": "1", "environment": "p"})
+                .to_string(),
+            "service",
+        ),
+        (
+            "infra.incidents.create",
+            json!({"session_id": session, "title": "t", "description": "d", "severity": "P9"})
+                .to_string(),
+            "severity",
+        ),
+        (
+            "infra.incidents.create",
+            json!({"session_id": session, "title": "t", "description": "d"}).to_string(),
+            "severity",
+        ),
         ("infra.incidents.create", "{not json".to_string(), "JSON"),
         ("infra.incidents.list", "[1,2,3]".to_string(), "object"),
     ];
@@ -227,7 +324,11 @@ async fn bad_input_is_refused_and_changes_nothing() {
     }
 
     for kind in ["infra_deploy", "infra_incident", "infra_healthcheck"] {
-        assert_eq!(t.count(kind).await, 0, "{kind} objects were stored by bad input");
+        assert_eq!(
+            t.count(kind).await,
+            0,
+            "{kind} objects were stored by bad input"
+        );
     }
     assert!(t.events().await.is_empty(), "bad input emitted events");
 }
@@ -240,5 +341,10 @@ fn uuid_version(id: &str) -> u32 {
 
 #[allow(dead_code)]
 fn as_strings(value: &Value) -> Vec<String> {
-    value.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
 }

@@ -5,7 +5,13 @@ use integration_tests::TestHost;
 use rusvel_host::{HostError, PortError};
 use serde_json::{json, Value};
 
-const DEPLOY_STATES: [&str; 5] = ["pending", "in_progress", "deployed", "failed", "rolled_back"];
+const DEPLOY_STATES: [&str; 5] = [
+    "pending",
+    "in_progress",
+    "deployed",
+    "failed",
+    "rolled_back",
+];
 const DEPLOY_ALLOWED: [(&str, &str); 4] = [
     ("pending", "in_progress"),
     ("pending", "failed"),
@@ -36,7 +42,10 @@ async fn trigger(t: &TestHost, service: &str, version: &str, env: &str) -> Strin
 
 async fn move_deploy(t: &TestHost, id: &str, status: &str) -> Result<Value, String> {
     match t
-        .call("infra.deploy.update_status", json!({"deployment_id": id, "status": status}))
+        .call(
+            "infra.deploy.update_status",
+            json!({"deployment_id": id, "status": status}),
+        )
         .await
     {
         Ok(out) if !out.is_error => Ok(serde_json::from_str(&out.content).unwrap()),
@@ -70,10 +79,17 @@ async fn deploy_in_state(t: &TestHost, svc: &str, state: &str) -> String {
         "rolled_back" => {
             let first = deployed(t, svc, "v1", "prod").await;
             deployed(t, svc, "v2", "prod").await;
-            t.ok("infra.deploy.rollback", json!({"service": svc, "environment": "prod"})).await;
+            t.ok(
+                "infra.deploy.rollback",
+                json!({"service": svc, "environment": "prod"}),
+            )
+            .await;
             let _ = first;
             let list = t
-                .ok("infra.deploy.list", json!({"service": svc, "status": "rolled_back"}))
+                .ok(
+                    "infra.deploy.list",
+                    json!({"service": svc, "status": "rolled_back"}),
+                )
                 .await;
             list["deployments"][0]["id"].as_str().unwrap().to_string()
         }
@@ -82,7 +98,12 @@ async fn deploy_in_state(t: &TestHost, svc: &str, state: &str) -> String {
 }
 
 async fn stored_deploy(t: &TestHost, id: &str) -> Value {
-    t.host.store().get("infra_deploy", id).await.unwrap().unwrap()
+    t.host
+        .store()
+        .get("infra_deploy", id)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -102,15 +123,28 @@ async fn every_deployment_move_is_allowed_or_refused_exactly_per_the_rules() {
                 assert_eq!(moved["deployment"]["status"], to);
                 let history = moved["deployment"]["history"].as_array().unwrap();
                 let last = history.last().unwrap();
-                assert_eq!((last["from"].as_str(), last["to"].as_str()), (Some(*from), Some(to)));
+                assert_eq!(
+                    (last["from"].as_str(), last["to"].as_str()),
+                    (Some(*from), Some(to))
+                );
             } else {
-                let error = result.err().unwrap_or_else(|| panic!("{from} -> {to} was allowed"));
+                let error = result
+                    .err()
+                    .unwrap_or_else(|| panic!("{from} -> {to} was allowed"));
                 assert!(
                     error.contains("invalid state") && error.contains(from) && error.contains(to),
                     "{from} -> {to}: {error}"
                 );
-                assert_eq!(stored_deploy(&t, &id).await, before, "{from} -> {to} changed data");
-                assert_eq!(t.events().await.len(), events_before, "{from} -> {to} emitted");
+                assert_eq!(
+                    stored_deploy(&t, &id).await,
+                    before,
+                    "{from} -> {to} changed data"
+                );
+                assert_eq!(
+                    t.events().await.len(),
+                    events_before,
+                    "{from} -> {to} emitted"
+                );
             }
         }
     }
@@ -122,7 +156,10 @@ async fn becoming_deployed_emits_deploy_completed_once_with_the_deployment() {
     let id = deployed(&t, "rusvel-api", "v0.3.0", "production").await;
 
     let events = t.events().await;
-    let completed: Vec<_> = events.iter().filter(|e| e.kind == "infra.deploy.completed").collect();
+    let completed: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "infra.deploy.completed")
+        .collect();
     assert_eq!(completed.len(), 1);
     let payload = &completed[0].payload;
     assert_eq!(payload["deployment_id"], id.as_str());
@@ -140,18 +177,36 @@ async fn rollback_records_a_new_deployment_of_the_previous_version() {
     let v2 = deployed(&t, "api", "v2", "prod").await;
 
     let out = t
-        .ok("infra.deploy.rollback", json!({"service": "api", "environment": "prod", "reason": "5xx"}))
+        .ok(
+            "infra.deploy.rollback",
+            json!({"service": "api", "environment": "prod", "reason": "5xx"}),
+        )
         .await;
 
     let text = out.to_string();
-    let current = t.ok("infra.deploy.current", json!({"service": "api", "environment": "prod"})).await;
-    assert_eq!(current["current"][0]["version"], "v1", "rollback output: {text}");
+    let current = t
+        .ok(
+            "infra.deploy.current",
+            json!({"service": "api", "environment": "prod"}),
+        )
+        .await;
+    assert_eq!(
+        current["current"][0]["version"], "v1",
+        "rollback output: {text}"
+    );
     let new_id = current["current"][0]["id"].as_str().unwrap();
     assert_ne!(new_id, v1, "rollback records a new deployment");
     assert_ne!(new_id, v2);
     assert_eq!(stored_deploy(&t, &v2).await["status"], "rolled_back");
-    assert_eq!(stored_deploy(&t, &v1).await["status"], "deployed", "the old record is untouched");
-    assert_eq!(stored_deploy(&t, new_id).await["metadata"]["rollback_of"], v2.as_str());
+    assert_eq!(
+        stored_deploy(&t, &v1).await["status"],
+        "deployed",
+        "the old record is untouched"
+    );
+    assert_eq!(
+        stored_deploy(&t, new_id).await["metadata"]["rollback_of"],
+        v2.as_str()
+    );
 }
 
 #[tokio::test]
@@ -161,9 +216,17 @@ async fn rollback_without_earlier_deploy_is_refused() {
     let before = stored_deploy(&t, &only).await;
     let events_before = t.events().await.len();
 
-    let error = t.refused("infra.deploy.rollback", json!({"service": "api", "environment": "prod"})).await;
+    let error = t
+        .refused(
+            "infra.deploy.rollback",
+            json!({"service": "api", "environment": "prod"}),
+        )
+        .await;
 
-    assert!(error.contains("api") && error.contains("prod"), "error names the target: {error}");
+    assert!(
+        error.contains("api") && error.contains("prod"),
+        "error names the target: {error}"
+    );
     assert_eq!(stored_deploy(&t, &only).await, before);
     assert_eq!(t.count("infra_deploy").await, 1);
     assert_eq!(t.events().await.len(), events_before);
@@ -180,7 +243,12 @@ async fn current_version_is_the_deployment_that_finished_last() {
     move_deploy(&t, &late, "deployed").await.unwrap();
     move_deploy(&t, &early, "deployed").await.unwrap();
 
-    let current = t.ok("infra.deploy.current", json!({"service": "api", "environment": "prod"})).await;
+    let current = t
+        .ok(
+            "infra.deploy.current",
+            json!({"service": "api", "environment": "prod"}),
+        )
+        .await;
 
     assert_eq!(current["current"][0]["version"], "v2");
 }
@@ -195,26 +263,46 @@ async fn deploy_list_filters_and_pages_in_the_store() {
     trigger(&t, "api", "v9", "staging").await;
 
     let page = t
-        .ok("infra.deploy.list", json!({"service": "api", "environment": "prod", "limit": 2, "offset": 1}))
+        .ok(
+            "infra.deploy.list",
+            json!({"service": "api", "environment": "prod", "limit": 2, "offset": 1}),
+        )
         .await;
 
     assert_eq!(page["total"], 5);
-    let versions: Vec<&str> =
-        page["deployments"].as_array().unwrap().iter().map(|d| d["version"].as_str().unwrap()).collect();
-    assert_eq!(versions, ["v3", "v2"], "newest first, one skipped, two returned");
+    let versions: Vec<&str> = page["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        versions,
+        ["v3", "v2"],
+        "newest first, one skipped, two returned"
+    );
 }
 
 // ---- incidents ----
 
 async fn open(t: &TestHost, title: &str) -> String {
     let out = t
-        .ok("infra.incidents.create", json!({"title": title, "description": "d", "severity": "P2"}))
+        .ok(
+            "infra.incidents.create",
+            json!({"title": title, "description": "d", "severity": "P2"}),
+        )
         .await;
     out["incident_id"].as_str().unwrap().to_string()
 }
 
 async fn set_status(t: &TestHost, id: &str, status: &str) -> Result<Value, String> {
-    match t.call("infra.incidents.update", json!({"incident_id": id, "status": status})).await {
+    match t
+        .call(
+            "infra.incidents.update",
+            json!({"incident_id": id, "status": status}),
+        )
+        .await
+    {
         Ok(out) if !out.is_error => Ok(serde_json::from_str(&out.content).unwrap()),
         Ok(out) => Err(out.content),
         Err(error) => Err(error_text(&error)),
@@ -237,7 +325,12 @@ async fn incident_in_state(t: &TestHost, state: &str) -> String {
 }
 
 async fn stored_incident(t: &TestHost, id: &str) -> Value {
-    t.host.store().get("infra_incident", id).await.unwrap().unwrap()
+    t.host
+        .store()
+        .get("infra_incident", id)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -254,15 +347,29 @@ async fn every_incident_move_is_allowed_or_refused_exactly_per_the_rules() {
             if INCIDENT_ALLOWED.contains(&(from, to)) {
                 let moved = result.unwrap_or_else(|e| panic!("{from} -> {to} refused: {e}"));
                 assert_eq!(moved["incident"]["status"], to, "{from} -> {to}");
-                assert_eq!(t.events().await.len(), events_before + 1, "{from} -> {to}: one event");
+                assert_eq!(
+                    t.events().await.len(),
+                    events_before + 1,
+                    "{from} -> {to}: one event"
+                );
             } else if (from, to) == ("resolved", "resolved") {
                 // Resolving a resolved incident is the idempotent case, tested on its own.
                 continue;
             } else {
-                let error = result.err().unwrap_or_else(|| panic!("{from} -> {to} was allowed"));
+                let error = result
+                    .err()
+                    .unwrap_or_else(|| panic!("{from} -> {to} was allowed"));
                 assert!(error.contains("invalid state"), "{from} -> {to}: {error}");
-                assert_eq!(stored_incident(&t, &id).await, before, "{from} -> {to} changed data");
-                assert_eq!(t.events().await.len(), events_before, "{from} -> {to} emitted");
+                assert_eq!(
+                    stored_incident(&t, &id).await,
+                    before,
+                    "{from} -> {to} changed data"
+                );
+                assert_eq!(
+                    t.events().await.len(),
+                    events_before,
+                    "{from} -> {to} emitted"
+                );
             }
         }
     }
@@ -275,7 +382,12 @@ async fn resolving_a_resolved_incident_changes_nothing_and_emits_nothing() {
     let before = stored_incident(&t, &id).await;
     let events_before = t.events().await.len();
 
-    let out = t.ok("infra.incidents.resolve", json!({"incident_id": id, "note": "again"})).await;
+    let out = t
+        .ok(
+            "infra.incidents.resolve",
+            json!({"incident_id": id, "note": "again"}),
+        )
+        .await;
 
     assert_eq!(out["incident"]["status"], "resolved");
     assert_eq!(stored_incident(&t, &id).await, before);
@@ -287,7 +399,8 @@ async fn resolving_from_investigating_sets_mitigated_at_to_resolved_at() {
     let t = TestHost::start().await;
     let id = incident_in_state(&t, "investigating").await;
 
-    t.ok("infra.incidents.resolve", json!({"incident_id": id})).await;
+    t.ok("infra.incidents.resolve", json!({"incident_id": id}))
+        .await;
 
     let stored = stored_incident(&t, &id).await;
     assert!(stored["resolved_at"].is_string());
@@ -299,12 +412,19 @@ async fn reopen_is_the_only_way_out_of_resolved() {
     let t = TestHost::start().await;
     let id = incident_in_state(&t, "resolved").await;
 
-    let out = t.ok("infra.incidents.reopen", json!({"incident_id": id, "note": "it came back"})).await;
+    let out = t
+        .ok(
+            "infra.incidents.reopen",
+            json!({"incident_id": id, "note": "it came back"}),
+        )
+        .await;
 
     assert_eq!(out["incident"]["status"], "open");
     assert!(stored_incident(&t, &id).await["resolved_at"].is_null());
     let open_id = open(&t, "never resolved").await;
-    let error = t.refused("infra.incidents.reopen", json!({"incident_id": open_id})).await;
+    let error = t
+        .refused("infra.incidents.reopen", json!({"incident_id": open_id}))
+        .await;
     assert!(error.contains("invalid state"), "{error}");
 }
 
@@ -312,15 +432,30 @@ async fn reopen_is_the_only_way_out_of_resolved() {
 async fn the_timeline_records_every_change_in_order_with_notes() {
     let t = TestHost::start().await;
     let id = open(&t, "db down").await;
-    t.ok("infra.incidents.update", json!({"incident_id": id, "status": "investigating", "note": "paged"}))
-        .await;
-    t.ok("infra.incidents.update", json!({"incident_id": id, "severity": "P1", "note": "all users"}))
-        .await;
-    t.ok("infra.incidents.update", json!({"incident_id": id, "status": "mitigated", "note": "failover"}))
-        .await;
-    t.ok("infra.incidents.resolve", json!({"incident_id": id, "note": "fixed"})).await;
+    t.ok(
+        "infra.incidents.update",
+        json!({"incident_id": id, "status": "investigating", "note": "paged"}),
+    )
+    .await;
+    t.ok(
+        "infra.incidents.update",
+        json!({"incident_id": id, "severity": "P1", "note": "all users"}),
+    )
+    .await;
+    t.ok(
+        "infra.incidents.update",
+        json!({"incident_id": id, "status": "mitigated", "note": "failover"}),
+    )
+    .await;
+    t.ok(
+        "infra.incidents.resolve",
+        json!({"incident_id": id, "note": "fixed"}),
+    )
+    .await;
 
-    let out = t.ok("infra.incidents.timeline", json!({"incident_id": id})).await;
+    let out = t
+        .ok("infra.incidents.timeline", json!({"incident_id": id}))
+        .await;
 
     let entries = out["timeline"].as_array().expect("timeline array");
     let summary: Vec<(String, String, String, String)> = entries
@@ -354,13 +489,19 @@ async fn scripted_scenario_emits_each_event_exactly_once_in_order() {
     // Deploy v1 and v2, then roll back.
     let v1 = deployed(&t, "api", "v1", "prod").await;
     let v2 = deployed(&t, "api", "v2", "prod").await;
-    t.ok("infra.deploy.rollback", json!({"service": "api", "environment": "prod"})).await;
+    t.ok(
+        "infra.deploy.rollback",
+        json!({"service": "api", "environment": "prod"}),
+    )
+    .await;
     // Open -> investigate -> mitigate -> resolve -> resolve again.
     let incident = open(&t, "api errors").await;
     set_status(&t, &incident, "investigating").await.unwrap();
     set_status(&t, &incident, "mitigated").await.unwrap();
-    t.ok("infra.incidents.resolve", json!({"incident_id": incident})).await;
-    t.ok("infra.incidents.resolve", json!({"incident_id": incident})).await;
+    t.ok("infra.incidents.resolve", json!({"incident_id": incident}))
+        .await;
+    t.ok("infra.incidents.resolve", json!({"incident_id": incident}))
+        .await;
 
     let kinds = t.event_kinds().await;
     assert_eq!(
@@ -387,14 +528,26 @@ async fn scripted_scenario_emits_each_event_exactly_once_in_order() {
         .collect();
     assert_eq!(completed_ids[0], &json!(v1));
     assert_eq!(completed_ids[1], &json!(v2));
-    assert_eq!(events.iter().filter(|e| e.kind == "infra.incident.resolved").count(), 1);
-    let resolved = events.iter().find(|e| e.kind == "infra.incident.resolved").unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == "infra.incident.resolved")
+            .count(),
+        1
+    );
+    let resolved = events
+        .iter()
+        .find(|e| e.kind == "infra.incident.resolved")
+        .unwrap();
     assert_eq!(resolved.payload["incident_id"], incident.as_str());
 }
 
 fn error_text(error: &HostError) -> String {
     match error {
-        HostError::Plugin { error: PortError::InvalidState { from, to }, .. } => {
+        HostError::Plugin {
+            error: PortError::InvalidState { from, to },
+            ..
+        } => {
             format!("invalid state change from {from} to {to}")
         }
         other => other.to_string(),

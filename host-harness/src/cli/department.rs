@@ -13,7 +13,7 @@ use super::output::{clip, print_json, print_table};
 use super::session::session_id;
 
 #[derive(Debug, Parser)]
-#[command(no_binary_name = true)]
+#[command(no_binary_name = true, name = "rusvel-host <department>")]
 struct DepartmentCli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
@@ -64,7 +64,11 @@ pub async fn run(
         let loaded: Vec<&str> = host.plugins().map(Plugin::id).collect();
         bail!(
             "unknown command or department `{department}` (loaded departments: {})",
-            if loaded.is_empty() { "none".to_string() } else { loaded.join(", ") }
+            if loaded.is_empty() {
+                "none".to_string()
+            } else {
+                loaded.join(", ")
+            }
         );
     };
     let parsed = match DepartmentCli::try_parse_from(rest) {
@@ -101,7 +105,12 @@ async fn status(
         ..Default::default()
     };
     let recent_events = host.ports().events.query(&filter).await?.len();
-    let tools: Vec<&str> = plugin.registration().tools.iter().map(|t| t.name.as_str()).collect();
+    let tools: Vec<&str> = plugin
+        .registration()
+        .tools
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
 
     // A department may offer a status tool; show it when present.
     let monitor_tool = format!("{id}.monitor.status");
@@ -116,34 +125,40 @@ async fn status(
     };
 
     if as_json {
+        let objects: serde_json::Map<String, Value> = counts
+            .iter()
+            .map(|(kind, count)| (kind.clone(), json!(count)))
+            .collect();
         print_json(&json!({
             "id": id,
             "name": plugin.manifest().name,
             "version": plugin.version(),
             "tools": tools,
-            "objects": counts.iter().map(|(k, n)| (k.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "objects": objects,
             "recent_events_24h": recent_events,
             "monitor": monitor,
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} ({}) — {}", plugin.manifest().name, id, plugin.version());
-    println!("{}", plugin.manifest().description);
-    println!();
-    println!("tools ({}): {}", tools.len(), tools.join(", "));
-    println!("events in the last 24 h: {recent_events}");
-    println!();
+    outln!("{} ({}) — {}", plugin.manifest().name, id, plugin.version());
+    outln!("{}", plugin.manifest().description);
+    outln!();
+    outln!("tools ({}): {}", tools.len(), tools.join(", "));
+    outln!("events in the last 24 h: {recent_events}");
+    outln!();
     if counts.is_empty() {
-        println!("no objects stored yet");
+        outln!("no objects stored yet");
     } else {
-        let rows: Vec<Vec<String>> =
-            counts.iter().map(|(kind, count)| vec![kind.clone(), count.to_string()]).collect();
-        print_table(&["KIND", "OBJECTS"], &rows);
+        let rows: Vec<Vec<String>> = counts
+            .iter()
+            .map(|(kind, count)| vec![kind.clone(), count.to_string()])
+            .collect();
+        print_table(&["KIND", "OBJECTS"], &rows)?;
     }
     if let Some(monitor) = monitor {
-        println!();
-        println!("{monitor_tool}:");
-        println!("{}", serde_json::to_string_pretty(&monitor)?);
+        outln!();
+        outln!("{monitor_tool}:");
+        outln!("{}", serde_json::to_string_pretty(&monitor)?);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -167,7 +182,10 @@ async fn list(
             .map(|(kind, _)| kind)
             .collect(),
     };
-    let filter = ObjectFilter { limit: Some(limit), ..Default::default() };
+    let filter = ObjectFilter {
+        limit: Some(limit),
+        ..Default::default()
+    };
     let mut objects: Vec<(String, Value)> = Vec::new();
     for kind in &kinds {
         for object in host.store().list(kind, &filter).await? {
@@ -175,29 +193,40 @@ async fn list(
         }
     }
     // Ids are UUIDv7, so sorting by id across kinds is newest first overall.
-    objects.sort_by(|a, b| text(&b.1, "id").cmp(&text(&a.1, "id")));
+    objects.sort_by_key(|(_, object)| std::cmp::Reverse(text(object, "id")));
     objects.truncate(limit as usize);
 
     if as_json {
-        print_json(&Value::Array(objects.into_iter().map(|(_, object)| object).collect()))?;
+        print_json(&Value::Array(
+            objects.into_iter().map(|(_, object)| object).collect(),
+        ))?;
         return Ok(ExitCode::SUCCESS);
     }
     if objects.is_empty() {
-        println!("no objects of kind {}", if kinds.is_empty() { format!("{id}_*") } else { kinds.join(", ") });
+        outln!(
+            "no objects of kind {}",
+            if kinds.is_empty() {
+                format!("{id}_*")
+            } else {
+                kinds.join(", ")
+            }
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = objects
         .iter()
         .map(|(kind, object)| {
             vec![
-                kind.strip_prefix(&format!("{id}_")).unwrap_or(kind).to_string(),
+                kind.strip_prefix(&format!("{id}_"))
+                    .unwrap_or(kind)
+                    .to_string(),
                 text(object, "id"),
                 text(object, "status"),
                 clip(&summary(object), 60),
             ]
         })
         .collect();
-    print_table(&["KIND", "ID", "STATUS", "SUMMARY"], &rows);
+    print_table(&["KIND", "ID", "STATUS", "SUMMARY"], &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -207,24 +236,32 @@ async fn events(
     limit: u32,
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let filter =
-        EventFilter { source: Some(plugin.id().to_string()), limit: Some(limit), ..Default::default() };
+    let filter = EventFilter {
+        source: Some(plugin.id().to_string()),
+        limit: Some(limit),
+        ..Default::default()
+    };
     let events = host.ports().events.query(&filter).await?;
     if as_json {
         print_json(&serde_json::to_value(&events)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     if events.is_empty() {
-        println!("no events from {}", plugin.id());
+        outln!("no events from {}", plugin.id());
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = events
         .iter()
         .map(|event| {
-            vec![event.created_at.clone(), event.kind.clone(), event.id.clone(), clip(&event.payload.to_string(), 60)]
+            vec![
+                event.created_at.clone(),
+                event.kind.clone(),
+                event.id.clone(),
+                clip(&event.payload.to_string(), 60),
+            ]
         })
         .collect();
-    print_table(&["CREATED_AT", "KIND", "ID", "PAYLOAD"], &rows);
+    print_table(&["CREATED_AT", "KIND", "ID", "PAYLOAD"], &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -249,7 +286,7 @@ async fn tool(
     } else {
         match serde_json::from_str::<Value>(&output.content) {
             Ok(value) => print_json(&value)?,
-            Err(_) => println!("{}", output.content),
+            Err(_) => outln!("{}", output.content),
         }
     }
     if output.is_error {
@@ -260,7 +297,12 @@ async fn tool(
 }
 
 /// Adds the remembered session id when the tool takes `session_id` and none was given.
-fn with_session(plugin: &Plugin, tool: &str, args: &str, data_dir: &Path) -> anyhow::Result<String> {
+fn with_session(
+    plugin: &Plugin,
+    tool: &str,
+    args: &str,
+    data_dir: &Path,
+) -> anyhow::Result<String> {
     let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(args) else {
         // Not a JSON object: the host refuses it with a precise message.
         return Ok(args.to_string());

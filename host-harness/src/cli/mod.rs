@@ -5,6 +5,14 @@
 //! plugin (`rusvel-host infra status`), so a new department works as soon as its `.wasm`
 //! file is dropped into the plugin directory.
 
+/// `println!` that reports a closed stdout as an error instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?;
+    }};
+}
+
 mod department;
 mod output;
 mod session;
@@ -17,14 +25,35 @@ use rusvel_host::{HostConfig, PluginHost};
 
 /// Runs RUSVEL department plugins (WebAssembly components) from a directory.
 #[derive(Debug, Parser)]
-#[command(name = "rusvel-host", version, about)]
+#[command(
+    name = "rusvel-host",
+    version,
+    about,
+    after_help = "Department commands (any loaded department id, for example `infra`):\n  \
+        rusvel-host <department> status\n  \
+        rusvel-host <department> list [--kind KIND] [--limit N]\n  \
+        rusvel-host <department> events [--limit N]\n  \
+        rusvel-host <department> tool NAME '{\"json\": \"arguments\"}'\n\n\
+        Put --plugins, --data-dir and --agent-script before the department id.\n\
+        Logs go to stderr; set RUST_LOG (default `warn`)."
+)]
 struct Cli {
     /// Directory holding the plugins (`*.wasm`, with optional `<name>.json` sidecars).
-    #[arg(long = "plugins", global = true, default_value = "./plugins", env = "RUSVEL_PLUGINS")]
+    #[arg(
+        long = "plugins",
+        global = true,
+        default_value = "./plugins",
+        env = "RUSVEL_PLUGINS"
+    )]
     plugins: PathBuf,
 
     /// Directory holding the database (`rusvel.db`), the compile cache and the session id.
-    #[arg(long = "data-dir", global = true, default_value = "./.rusvel", env = "RUSVEL_DATA_DIR")]
+    #[arg(
+        long = "data-dir",
+        global = true,
+        default_value = "./.rusvel",
+        env = "RUSVEL_DATA_DIR"
+    )]
     data_dir: PathBuf,
 
     /// Print JSON instead of tables.
@@ -52,7 +81,10 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -61,11 +93,21 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// A reader that stopped reading (`rusvel-host plugins --json | head`) is not an error.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -89,5 +131,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -4,30 +4,32 @@ use rusvel_host::PluginHost;
 use serde_json::{json, Value};
 
 /// Prints rows as left-aligned columns under a header.
-pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
+    let line = |cells: Vec<&str>| -> anyhow::Result<()> {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
             .map(|(cell, width)| format!("{cell:<width$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        outln!("{}", padded.join("  ").trim_end());
+        Ok(())
     };
-    line(header.to_vec());
+    line(header.to_vec())?;
     for row in rows {
-        line(row.iter().map(String::as_str).collect());
+        line(row.iter().map(String::as_str).collect())?;
     }
+    Ok(())
 }
 
 /// Prints a value as pretty JSON.
 pub fn print_json(value: &Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -45,7 +47,10 @@ pub fn clip(text: &str, max: usize) -> String {
 /// `rusvel-host plugins`.
 pub fn print_plugins(host: &PluginHost, as_json: bool) -> anyhow::Result<()> {
     if as_json {
-        let plugins: Vec<Value> = host.plugins().map(|plugin| plugin.manifest_json()).collect();
+        let plugins: Vec<Value> = host
+            .plugins()
+            .map(|plugin| plugin.manifest_json())
+            .collect();
         return print_json(&json!({ "plugins": plugins, "failures": host.failures() }));
     }
     let rows: Vec<Vec<String>> = host
@@ -66,15 +71,18 @@ pub fn print_plugins(host: &PluginHost, as_json: bool) -> anyhow::Result<()> {
         })
         .collect();
     if rows.is_empty() {
-        println!("no plugins loaded from {}", host.config().plugins_dir.display());
+        outln!(
+            "no plugins loaded from {}",
+            host.config().plugins_dir.display()
+        );
     } else {
-        print_table(&["ID", "NAME", "VERSION", "TOOLS", "EVENTS"], &rows);
+        print_table(&["ID", "NAME", "VERSION", "TOOLS", "EVENTS"], &rows)?;
     }
     if !host.failures().is_empty() {
-        println!();
-        println!("failed to load:");
+        outln!();
+        outln!("failed to load:");
         for failure in host.failures() {
-            println!("  {}: {}", failure.path.display(), failure.error);
+            outln!("  {}: {}", failure.path.display(), failure.error);
         }
     }
     Ok(())

@@ -96,7 +96,9 @@ impl EventPort for SqliteEventPort {
             clause.push_str(" AND created_at >= ?");
             values.push(SqlValue::Text(since));
         }
-        values.push(SqlValue::Integer(i64::from(filter.limit.unwrap_or(MAX_QUERY).min(MAX_QUERY))));
+        values.push(SqlValue::Integer(i64::from(
+            filter.limit.unwrap_or(MAX_QUERY).min(MAX_QUERY),
+        )));
 
         // With `since` the caller pages forward from a point; without, it wants the tail.
         let sql = if filter.since.is_some() {
@@ -124,7 +126,16 @@ impl EventPort for SqliteEventPort {
 const SELECT: &str =
     "SELECT id, session_id, run_id, source, kind, payload, metadata, created_at FROM events";
 
-type EventRow = (String, Option<String>, Option<String>, String, String, String, String, String);
+type EventRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
 
 fn read_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
     Ok((
@@ -174,7 +185,10 @@ mod tests {
     async fn emitted_events_are_stored_and_broadcast() {
         let port = SqliteEventPort::new(Database::open_in_memory().unwrap());
         let mut live = port.subscribe();
-        let id = port.emit(event("infra", "infra.deploy.started", 1)).await.unwrap();
+        let id = port
+            .emit(event("infra", "infra.deploy.started", 1))
+            .await
+            .unwrap();
         let stored = port.get(&id).await.unwrap().unwrap();
         assert_eq!(stored.payload, json!({"n": 1}));
         assert_eq!(live.recv().await.unwrap(), stored);
@@ -187,10 +201,16 @@ mod tests {
             port.emit(event("infra", "infra.x", n)).await.unwrap();
         }
         port.emit(event("code", "code.x", 9)).await.unwrap();
-        let filter =
-            EventFilter { source: Some("infra".into()), limit: Some(2), ..Default::default() };
+        let filter = EventFilter {
+            source: Some("infra".into()),
+            limit: Some(2),
+            ..Default::default()
+        };
         let events = port.query(&filter).await.unwrap();
-        let numbers: Vec<_> = events.iter().map(|event| event.payload["n"].clone()).collect();
+        let numbers: Vec<_> = events
+            .iter()
+            .map(|event| event.payload["n"].clone())
+            .collect();
         assert_eq!(numbers, [json!(3), json!(4)]);
     }
 
@@ -208,7 +228,13 @@ mod tests {
         let events = port.query(&filter).await.unwrap();
         assert_eq!(events[0].payload["n"], 0);
         assert_eq!(events.len(), 2);
-        let bad = EventFilter { since: Some("soon".into()), ..Default::default() };
-        assert!(matches!(port.query(&bad).await, Err(PortError::Validation(_))));
+        let bad = EventFilter {
+            since: Some("soon".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            port.query(&bad).await,
+            Err(PortError::Validation(_))
+        ));
     }
 }

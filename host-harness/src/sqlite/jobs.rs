@@ -56,13 +56,22 @@ fn next_occurrence(expression: &str, after: DateTime<Utc>) -> PortResult<String>
 #[async_trait]
 impl JobPort for SqliteJobPort {
     async fn enqueue(&self, job: NewJob) -> PortResult<String> {
-        let scheduled_at = job.scheduled_at.as_deref().map(normalize_schedule).transpose()?;
+        let scheduled_at = job
+            .scheduled_at
+            .as_deref()
+            .map(normalize_schedule)
+            .transpose()?;
         let connection = self.db.lock();
         insert(&connection, &job, scheduled_at, None)
     }
 
     async fn schedule(&self, job: NewJob, cron: &str) -> PortResult<String> {
-        let start = match job.scheduled_at.as_deref().map(normalize_schedule).transpose()? {
+        let start = match job
+            .scheduled_at
+            .as_deref()
+            .map(normalize_schedule)
+            .transpose()?
+        {
             Some(text) => parse_time(&text)?.max(Utc::now()),
             None => Utc::now(),
         };
@@ -73,11 +82,12 @@ impl JobPort for SqliteJobPort {
 
     async fn cancel(&self, id: &str) -> PortResult<()> {
         let connection = self.db.lock();
-        let changed = connection.prepare_cached(
-            "UPDATE jobs SET status = 'cancelled', completed_at = ?2, lease_until = NULL
+        let changed = connection
+            .prepare_cached(
+                "UPDATE jobs SET status = 'cancelled', completed_at = ?2, lease_until = NULL
              WHERE id = ?1 AND status IN ('queued', 'awaiting_approval')",
-        )?
-        .execute(params![id, clock::now()])?;
+            )?
+            .execute(params![id, clock::now()])?;
         ensure_changed(&connection, id, changed, JobStatus::Cancelled)
     }
 
@@ -102,10 +112,20 @@ impl JobPort for SqliteJobPort {
             values.extend(filter.kinds.iter().cloned().map(SqlValue::Text));
         }
         if !filter.statuses.is_empty() {
-            clause.push_str(&format!(" AND status IN ({})", marks(filter.statuses.len())));
-            values.extend(filter.statuses.iter().map(|s| SqlValue::Text(s.as_str().into())));
+            clause.push_str(&format!(
+                " AND status IN ({})",
+                marks(filter.statuses.len())
+            ));
+            values.extend(
+                filter
+                    .statuses
+                    .iter()
+                    .map(|s| SqlValue::Text(s.as_str().into())),
+            );
         }
-        values.push(SqlValue::Integer(i64::from(filter.limit.unwrap_or(MAX_LIST).min(MAX_LIST))));
+        values.push(SqlValue::Integer(i64::from(
+            filter.limit.unwrap_or(MAX_LIST).min(MAX_LIST),
+        )));
         let sql = format!("{SELECT} WHERE {clause} ORDER BY id DESC LIMIT ?");
         let connection = self.db.lock();
         let mut statement = connection.prepare_cached(&sql)?;
@@ -157,14 +177,17 @@ impl JobPort for SqliteJobPort {
     }
 
     async fn complete(&self, id: &str, result: &Value) -> PortResult<()> {
-        self.finish(id, "running", JobStatus::Succeeded, Some(result)).await
+        self.finish(id, "running", JobStatus::Succeeded, Some(result))
+            .await
     }
 
     async fn fail(&self, id: &str, error: &str) -> PortResult<()> {
         let mut connection = self.db.lock();
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let job = load(&transaction, id)?
-            .ok_or_else(|| PortError::NotFound { kind: "job".into(), id: id.into() })?;
+        let job = load(&transaction, id)?.ok_or_else(|| PortError::NotFound {
+            kind: "job".into(),
+            id: id.into(),
+        })?;
         if job.status != JobStatus::Running {
             return Err(invalid(job.status, JobStatus::Failed));
         }
@@ -207,7 +230,8 @@ impl JobPort for SqliteJobPort {
     }
 
     async fn approve(&self, id: &str) -> PortResult<()> {
-        self.finish(id, "awaiting_approval", JobStatus::Succeeded, None).await
+        self.finish(id, "awaiting_approval", JobStatus::Succeeded, None)
+            .await
     }
 }
 
@@ -298,13 +322,19 @@ fn ensure_changed(
         return Ok(());
     }
     match load(connection, id)? {
-        None => Err(PortError::NotFound { kind: "job".into(), id: id.into() }),
+        None => Err(PortError::NotFound {
+            kind: "job".into(),
+            id: id.into(),
+        }),
         Some(job) => Err(invalid(job.status, to)),
     }
 }
 
 fn invalid(from: JobStatus, to: JobStatus) -> PortError {
-    PortError::InvalidState { from: from.as_str().into(), to: to.as_str().into() }
+    PortError::InvalidState {
+        from: from.as_str().into(),
+        to: to.as_str().into(),
+    }
 }
 
 fn normalize_schedule(text: &str) -> PortResult<String> {
@@ -411,9 +441,20 @@ mod tests {
     async fn a_dequeued_job_completes_with_its_result() {
         let port = port();
         let id = port.enqueue(new_job("infra.health_scan", 0)).await.unwrap();
-        let job = port.dequeue(&kinds("infra.health_scan"), 60_000).await.unwrap().unwrap();
-        assert_eq!((job.id.as_str(), job.status), (id.as_str(), JobStatus::Running));
-        assert!(port.dequeue(&kinds("infra.health_scan"), 60_000).await.unwrap().is_none());
+        let job = port
+            .dequeue(&kinds("infra.health_scan"), 60_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (job.id.as_str(), job.status),
+            (id.as_str(), JobStatus::Running)
+        );
+        assert!(port
+            .dequeue(&kinds("infra.health_scan"), 60_000)
+            .await
+            .unwrap()
+            .is_none());
         port.complete(&id, &json!({"ok": true})).await.unwrap();
         let done = port.get(&id).await.unwrap().unwrap();
         assert_eq!(done.status, JobStatus::Succeeded);
@@ -449,8 +490,13 @@ mod tests {
         let port = port();
         let id = port.enqueue(new_job("k", 0)).await.unwrap();
         port.dequeue(&kinds("k"), 1000).await.unwrap();
-        port.hold_for_approval(&id, &json!({"plan": 1})).await.unwrap();
-        assert_eq!(port.get(&id).await.unwrap().unwrap().status, JobStatus::AwaitingApproval);
+        port.hold_for_approval(&id, &json!({"plan": 1}))
+            .await
+            .unwrap();
+        assert_eq!(
+            port.get(&id).await.unwrap().unwrap().status,
+            JobStatus::AwaitingApproval
+        );
         port.approve(&id).await.unwrap();
         let approved = port.get(&id).await.unwrap().unwrap();
         assert_eq!(approved.status, JobStatus::Succeeded);
@@ -465,9 +511,15 @@ mod tests {
         let again = port.cancel(&id).await;
         assert_eq!(
             again,
-            Err(PortError::InvalidState { from: "cancelled".into(), to: "cancelled".into() })
+            Err(PortError::InvalidState {
+                from: "cancelled".into(),
+                to: "cancelled".into()
+            })
         );
-        assert!(matches!(port.cancel("nope").await, Err(PortError::NotFound { .. })));
+        assert!(matches!(
+            port.cancel("nope").await,
+            Err(PortError::NotFound { .. })
+        ));
     }
 
     #[tokio::test]
@@ -485,7 +537,10 @@ mod tests {
         port.dequeue(&kinds("k"), 1000).await.unwrap().unwrap();
         port.complete(&id, &json!(null)).await.unwrap();
         let queued = port
-            .list(&JobFilter { statuses: vec![JobStatus::Queued], ..Default::default() })
+            .list(&JobFilter {
+                statuses: vec![JobStatus::Queued],
+                ..Default::default()
+            })
             .await
             .unwrap();
         assert_eq!(queued.len(), 1);

@@ -42,7 +42,10 @@ impl Database {
     /// Opens (creating if needed) `<data_dir>/rusvel.db` and brings its schema up to date.
     pub fn open(data_dir: &Path) -> PortResult<Database> {
         std::fs::create_dir_all(data_dir).map_err(|error| {
-            PortError::Storage(format!("cannot create data dir {}: {error}", data_dir.display()))
+            PortError::Storage(format!(
+                "cannot create data dir {}: {error}",
+                data_dir.display()
+            ))
         })?;
         let path = data_dir.join(DATABASE_FILE);
         let connection = Connection::open(&path)?;
@@ -61,7 +64,12 @@ impl Database {
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&connection)?;
-        Ok(Database { connection: Arc::new(Mutex::new(connection)), path })
+        // Refreshes planner statistics where they are stale; cheap when nothing changed.
+        connection.execute_batch("PRAGMA optimize;")?;
+        Ok(Database {
+            connection: Arc::new(Mutex::new(connection)),
+            path,
+        })
     }
 
     /// Where the database lives.
@@ -72,7 +80,9 @@ impl Database {
     /// Locks the connection; a poisoned lock is still usable because every statement is
     /// atomic on its own.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

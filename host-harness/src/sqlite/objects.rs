@@ -49,8 +49,9 @@ impl ObjectStore for SqliteObjectStore {
         let connection = self.db.lock();
         let mut statement =
             connection.prepare_cached("SELECT data FROM objects WHERE kind = ?1 AND id = ?2")?;
-        let text: Option<String> =
-            statement.query_row(params![kind, id], |row| row.get(0)).optional()?;
+        let text: Option<String> = statement
+            .query_row(params![kind, id], |row| row.get(0))
+            .optional()?;
         text.as_deref().map(parse_json).transpose()
     }
 
@@ -68,7 +69,8 @@ impl ObjectStore for SqliteObjectStore {
         let limit = filter.limit.map(i64::from).unwrap_or(-1);
         values.push(SqlValue::Integer(limit));
         values.push(SqlValue::Integer(i64::from(filter.offset.unwrap_or(0))));
-        let sql = format!("SELECT data FROM objects WHERE {clause} ORDER BY id DESC LIMIT ? OFFSET ?");
+        let sql =
+            format!("SELECT data FROM objects WHERE {clause} ORDER BY id DESC LIMIT ? OFFSET ?");
 
         let connection = self.db.lock();
         let mut statement = connection.prepare_cached(&sql)?;
@@ -147,13 +149,17 @@ impl ObjectStore for SqliteObjectStore {
                      SET data = ?3, session_id = ?4, version = version + 1, updated_at = ?5
                      WHERE kind = ?1 AND id = ?2 AND version = ?6",
                 )?;
-                let changed = statement.execute(params![kind, id, text, session, now, expected_sql])?;
+                let changed =
+                    statement.execute(params![kind, id, text, session, now, expected_sql])?;
                 (changed, expected + 1)
             }
         };
 
         if changed == 0 {
-            return Err(PortError::Conflict { kind: kind.to_string(), id: id.to_string() });
+            return Err(PortError::Conflict {
+                kind: kind.to_string(),
+                id: id.to_string(),
+            });
         }
         Ok(version)
     }
@@ -177,7 +183,10 @@ impl ObjectStore for SqliteObjectStore {
              WHERE substr(kind, 1, length(?1)) = ?1 GROUP BY kind ORDER BY kind",
         )?;
         let rows = statement.query_map(params![prefix], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?.max(0) as u64))
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?.max(0) as u64,
+            ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -191,7 +200,9 @@ fn session_of(data: &Value) -> Option<&str> {
 /// Checks that a field name is safe to splice into a JSON path and an index name.
 pub(crate) fn validate_field_name(field: &str) -> PortResult<()> {
     let mut chars = field.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
     let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if first_ok && rest_ok && field.len() <= 64 {
         Ok(())
@@ -259,7 +270,10 @@ mod tests {
     }
 
     fn ids(objects: &[Value]) -> Vec<&str> {
-        objects.iter().map(|object| object["id"].as_str().unwrap()).collect()
+        objects
+            .iter()
+            .map(|object| object["id"].as_str().unwrap())
+            .collect()
     }
 
     async fn seed(store: &SqliteObjectStore) {
@@ -276,7 +290,10 @@ mod tests {
             });
             store.put("infra_deploy", id, &data).await.unwrap();
         }
-        store.put("infra_incident", "x1", &json!({"id": "x1"})).await.unwrap();
+        store
+            .put("infra_incident", "x1", &json!({"id": "x1"}))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -304,7 +321,10 @@ mod tests {
     async fn list_is_newest_first_within_the_kind() {
         let store = store();
         seed(&store).await;
-        let all = store.list("infra_deploy", &ObjectFilter::default()).await.unwrap();
+        let all = store
+            .list("infra_deploy", &ObjectFilter::default())
+            .await
+            .unwrap();
         assert_eq!(ids(&all), ["a4", "a3", "a2", "a1"]);
     }
 
@@ -312,51 +332,111 @@ mod tests {
     async fn list_filters_by_session_tags_and_fields_in_sql() {
         let store = store();
         seed(&store).await;
-        let by_session = ObjectFilter { session_id: Some("s1".into()), ..Default::default() };
-        assert_eq!(ids(&store.list("infra_deploy", &by_session).await.unwrap()), ["a4", "a2", "a1"]);
+        let by_session = ObjectFilter {
+            session_id: Some("s1".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            ids(&store.list("infra_deploy", &by_session).await.unwrap()),
+            ["a4", "a2", "a1"]
+        );
 
-        let by_tags = ObjectFilter { tags: vec!["prod".into(), "eu".into()], ..Default::default() };
-        assert_eq!(ids(&store.list("infra_deploy", &by_tags).await.unwrap()), ["a2"]);
+        let by_tags = ObjectFilter {
+            tags: vec!["prod".into(), "eu".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            ids(&store.list("infra_deploy", &by_tags).await.unwrap()),
+            ["a2"]
+        );
 
         let by_field = ObjectFilter {
             session_id: Some("s1".into()),
-            fields: vec![FieldMatch { field: "status".into(), value: "deployed".into() }],
+            fields: vec![FieldMatch {
+                field: "status".into(),
+                value: "deployed".into(),
+            }],
             ..Default::default()
         };
-        assert_eq!(ids(&store.list("infra_deploy", &by_field).await.unwrap()), ["a4", "a1"]);
+        assert_eq!(
+            ids(&store.list("infra_deploy", &by_field).await.unwrap()),
+            ["a4", "a1"]
+        );
 
         let by_number = ObjectFilter {
-            fields: vec![FieldMatch { field: "replicas".into(), value: "3".into() }],
+            fields: vec![FieldMatch {
+                field: "replicas".into(),
+                value: "3".into(),
+            }],
             ..Default::default()
         };
-        assert_eq!(ids(&store.list("infra_deploy", &by_number).await.unwrap()), ["a3"]);
+        assert_eq!(
+            ids(&store.list("infra_deploy", &by_number).await.unwrap()),
+            ["a3"]
+        );
     }
 
     #[tokio::test]
     async fn limit_and_offset_page_and_count_ignores_them() {
         let store = store();
         seed(&store).await;
-        let page = ObjectFilter { limit: Some(2), offset: Some(1), ..Default::default() };
-        assert_eq!(ids(&store.list("infra_deploy", &page).await.unwrap()), ["a3", "a2"]);
+        let page = ObjectFilter {
+            limit: Some(2),
+            offset: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(
+            ids(&store.list("infra_deploy", &page).await.unwrap()),
+            ["a3", "a2"]
+        );
         assert_eq!(store.count("infra_deploy", &page).await.unwrap(), 4);
-        let offset_only = ObjectFilter { offset: Some(3), ..Default::default() };
-        assert_eq!(ids(&store.list("infra_deploy", &offset_only).await.unwrap()), ["a1"]);
+        let offset_only = ObjectFilter {
+            offset: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(
+            ids(&store.list("infra_deploy", &offset_only).await.unwrap()),
+            ["a1"]
+        );
     }
 
     #[tokio::test]
     async fn put_versioned_inserts_only_when_absent() {
         let store = store();
-        assert_eq!(store.put_versioned("k", "1", &json!({}), None).await.unwrap(), 1);
+        assert_eq!(
+            store
+                .put_versioned("k", "1", &json!({}), None)
+                .await
+                .unwrap(),
+            1
+        );
         let again = store.put_versioned("k", "1", &json!({}), None).await;
-        assert_eq!(again, Err(PortError::Conflict { kind: "k".into(), id: "1".into() }));
+        assert_eq!(
+            again,
+            Err(PortError::Conflict {
+                kind: "k".into(),
+                id: "1".into()
+            })
+        );
     }
 
     #[tokio::test]
     async fn put_versioned_with_a_stale_version_is_a_conflict() {
         let store = store();
-        store.put_versioned("k", "1", &json!({"v": 1}), None).await.unwrap();
-        assert_eq!(store.put_versioned("k", "1", &json!({"v": 2}), Some(1)).await.unwrap(), 2);
-        let stale = store.put_versioned("k", "1", &json!({"v": 3}), Some(1)).await;
+        store
+            .put_versioned("k", "1", &json!({"v": 1}), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .put_versioned("k", "1", &json!({"v": 2}), Some(1))
+                .await
+                .unwrap(),
+            2
+        );
+        let stale = store
+            .put_versioned("k", "1", &json!({"v": 3}), Some(1))
+            .await;
         assert!(matches!(stale, Err(PortError::Conflict { .. })));
         assert_eq!(store.get("k", "1").await.unwrap(), Some(json!({"v": 2})));
         let missing = store.put_versioned("k", "2", &json!({}), Some(1)).await;
@@ -367,11 +447,20 @@ mod tests {
     async fn field_names_outside_the_safe_alphabet_are_refused() {
         let store = store();
         let filter = ObjectFilter {
-            fields: vec![FieldMatch { field: "a') OR 1=1 --".into(), value: "x".into() }],
+            fields: vec![FieldMatch {
+                field: "a') OR 1=1 --".into(),
+                value: "x".into(),
+            }],
             ..Default::default()
         };
-        assert!(matches!(store.list("k", &filter).await, Err(PortError::Validation(_))));
-        assert!(matches!(store.index_field("k", "Status").await, Err(PortError::Validation(_))));
+        assert!(matches!(
+            store.list("k", &filter).await,
+            Err(PortError::Validation(_))
+        ));
+        assert!(matches!(
+            store.index_field("k", "Status").await,
+            Err(PortError::Validation(_))
+        ));
     }
 
     #[tokio::test]
@@ -380,7 +469,10 @@ mod tests {
         seed(&store).await;
         store.index_field("infra_deploy", "status").await.unwrap();
         let filter = ObjectFilter {
-            fields: vec![FieldMatch { field: "status".into(), value: "failed".into() }],
+            fields: vec![FieldMatch {
+                field: "status".into(),
+                value: "failed".into(),
+            }],
             ..Default::default()
         };
         let (clause, values) = where_clause("infra_deploy", &filter).unwrap();
@@ -392,7 +484,11 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert!(plan.iter().any(|step| step.contains("objects_by_field_status")), "{plan:?}");
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("objects_by_field_status")),
+            "{plan:?}"
+        );
     }
 
     #[tokio::test]
@@ -401,6 +497,12 @@ mod tests {
         seed(&store).await;
         store.put("other_thing", "1", &json!({})).await.unwrap();
         let counts = store.count_by_kind("infra_").await.unwrap();
-        assert_eq!(counts, [("infra_deploy".to_string(), 4), ("infra_incident".to_string(), 1)]);
+        assert_eq!(
+            counts,
+            [
+                ("infra_deploy".to_string(), 4),
+                ("infra_incident".to_string(), 1)
+            ]
+        );
     }
 }

@@ -4,6 +4,8 @@ use rusqlite::Connection;
 
 use crate::ports::PortResult;
 
+// `objects` keeps its rowid: with WITHOUT ROWID the planner prefers the (kind, id) primary
+// key over the (kind, field, id) expression indexes, so indexed field filters would scan.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS objects (
     kind TEXT NOT NULL,
@@ -14,7 +16,7 @@ CREATE TABLE IF NOT EXISTS objects (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (kind, id)
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS objects_by_session ON objects (kind, session_id, id);
 
 CREATE TABLE IF NOT EXISTS events (

@@ -18,8 +18,14 @@ async fn main() -> anyhow::Result<()> {
 
     let server = HttpFixture::start(vec![
         ("/healthy", Route::status(200, "{\"status\":\"ok\"}")),
-        ("/slow", Route::slow(Duration::from_millis(400), "{\"status\":\"ok\"}")),
-        ("/failing", Route::status(503, "{\"status\":\"unavailable\"}")),
+        (
+            "/slow",
+            Route::slow(Duration::from_millis(400), "{\"status\":\"ok\"}"),
+        ),
+        (
+            "/failing",
+            Route::status(503, "{\"status\":\"unavailable\"}"),
+        ),
     ])
     .await?;
     println!("{}", server.url(""));

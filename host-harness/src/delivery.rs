@@ -1,0 +1,97 @@
+//! Event delivery to plugins: a bounded queue filled by emitters and drained by the host's
+//! dispatcher task, so a handler runs after the emitting call returned, and a depth count
+//! that stops handler-emits-event-triggers-handler cascades.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::convert;
+use crate::error::HostError;
+use crate::plugin::{Call, Plugin, Reply};
+use crate::ports::{Event, PortError};
+
+/// Events queued for delivery to plugins before emitters start seeing "queue full".
+pub(crate) const DELIVERY_QUEUE: usize = 4096;
+
+/// An event handler that emits an event that triggers a handler ... stops this deep.
+pub const MAX_EVENT_DEPTH: u32 = 8;
+
+/// One event to deliver to the plugins subscribed to its kind.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub(crate) event_id: String,
+    /// 1 for an event emitted outside any handler, n + 1 for one emitted by a handler of an
+    /// event at depth n.
+    pub(crate) depth: u32,
+}
+
+/// The sending side of the event delivery queue, counting deliveries not yet run.
+#[derive(Debug, Clone)]
+pub(crate) struct DeliveryQueue {
+    sender: mpsc::Sender<Delivery>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl DeliveryQueue {
+    /// A queue over `sender`, counting in `pending`.
+    pub(crate) fn new(sender: mpsc::Sender<Delivery>, pending: Arc<AtomicUsize>) -> DeliveryQueue {
+        DeliveryQueue { sender, pending }
+    }
+
+    /// A queue that accepts nothing (for a host with no plugins).
+    pub(crate) fn closed(pending: Arc<AtomicUsize>) -> DeliveryQueue {
+        let (sender, _) = mpsc::channel(1);
+        DeliveryQueue { sender, pending }
+    }
+
+    /// Queues a delivery; returns false (the event stays stored) when the queue is full.
+    pub(crate) fn send(&self, delivery: &Delivery) -> bool {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        if self.sender.try_send(delivery.clone()).is_ok() {
+            true
+        } else {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            false
+        }
+    }
+}
+
+/// Calls `handle-event` on each subscriber in turn; one failing never stops the others.
+pub(crate) async fn deliver(
+    subscribers: &[&Plugin],
+    event: &Event,
+    depth: u32,
+) -> Vec<(String, Result<(), HostError>)> {
+    let mut results = Vec::new();
+    for plugin in subscribers {
+        let site = plugin.site(&format!("handle-event `{}`", event.kind));
+        if depth > MAX_EVENT_DEPTH {
+            tracing::warn!(plugin = %plugin.id(), event = %event.id, kind = %event.kind,
+                depth, "event cascade too deep; not delivered");
+            let error = PortError::LimitExceeded(format!(
+                "event cascade deeper than {MAX_EVENT_DEPTH} handlers"
+            ));
+            results.push((
+                plugin.id().to_string(),
+                Err(HostError::Plugin { site, error }),
+            ));
+            continue;
+        }
+        let call = Call::Event(convert::event(event.clone()));
+        let result = match plugin.invoke(call, depth).await {
+            Ok(Reply::Unit(Ok(()))) => Ok(()),
+            Ok(Reply::Unit(Err(error))) => Err(HostError::Plugin {
+                site,
+                error: error.into(),
+            }),
+            Ok(other) => Err(HostError::Engine(format!(
+                "{site}: unexpected reply {other:?}"
+            ))),
+            Err(error) => Err(error),
+        };
+        results.push((plugin.id().to_string(), result));
+    }
+    results
+}
