@@ -38,7 +38,7 @@ host:
 run: plugin host
 	HOST=$(HOST) PLUGINS=$(PLUGINS) DATA_DIR=$(DATA_DIR) bash scripts/demo.sh
 
-test: plugin host
+test: plugin fixtures host
 	$(CARGO) test -p infra-engine --features memory-ports
 	INFRA_COMPONENT=$(abspath $(COMPONENT)) $(CARGO) test -p rusvel-host -p integration-tests
 
