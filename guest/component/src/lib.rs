@@ -6,6 +6,8 @@
 //! - `ports` implements the engine's port traits over the contract's imports
 //!   (`storage`, `events`, `jobs`, `log`; the clock is the WASI wall clock);
 //! - `convert` maps engine values and errors onto WIT types and back;
+//! - `http` implements the engine's HTTP probe over `wasi:http` (only on `wasm32`; natively
+//!   the probe refuses every request);
 //! - `component` implements the exports (`manifest`, `register`, `shutdown`, `call-tool`,
 //!   `handle-job`, `handle-event`).
 //!
@@ -18,6 +20,8 @@
 mod bindings;
 mod component;
 mod convert;
+#[cfg(target_arch = "wasm32")]
+mod http;
 mod ports;
 #[cfg(test)]
 mod tests;

@@ -13,15 +13,19 @@ use std::sync::Arc;
 use crate::bindings::rusvel::department::{events, jobs, log, storage};
 use crate::convert::{self, from_wit_error, parse_json, parse_time};
 
-/// The ports of a component instance: the host's imports, and the WASI wall clock.
+/// The ports of a component instance: the host's imports, the WASI clocks, and outbound
+/// `wasi:http` for probes.
 pub fn host_ports() -> Ports {
-    Ports::new(
+    let ports = Ports::new(
         Arc::new(HostObjectStore),
         Arc::new(HostEventSink),
         Arc::new(HostJobQueue),
     )
     .with_clock(Arc::new(SystemClock))
-    .with_logger(Arc::new(HostLogger))
+    .with_logger(Arc::new(HostLogger));
+    #[cfg(target_arch = "wasm32")]
+    let ports = ports.with_http(Arc::new(crate::http::WasiHttp));
+    ports
 }
 
 /// The object store, through the `storage` import.

@@ -81,7 +81,8 @@ fn register_is_idempotent_and_calls_no_import() {
     assert_eq!(first.tools.len(), second.tools.len());
     assert_eq!(first.indexed_fields, second.indexed_fields);
     assert_eq!(first.indexed_fields, registration().indexed_fields);
-    assert!(first.event_subscriptions.is_empty() && first.job_kinds.is_empty());
+    assert!(first.event_subscriptions.is_empty());
+    assert_eq!(first.job_kinds, ["infra.health_scan"]);
 }
 
 #[test]

@@ -13,6 +13,8 @@ pub struct InfraConfig {
     /// The environments deployments may target, for example `["staging", "production"]`.
     /// Empty (the default) allows any environment name.
     pub environments: Vec<String>,
+    /// Whether a health check going Down opens an incident linked to it (default false).
+    pub auto_open_incident: bool,
 }
 
 impl InfraConfig {
@@ -53,6 +55,12 @@ impl InfraConfig {
                     "description": "Environments deployments may target; empty allows any.",
                     "items": { "type": "string", "minLength": 1, "maxLength": 200 },
                     "uniqueItems": true
+                },
+                "auto_open_incident": {
+                    "type": "boolean",
+                    "default": false,
+                    "description": "Open an incident (P2, linked to the check) when a health \
+                                    check goes Down; no second one while it is unresolved."
                 }
             }
         })
@@ -76,6 +84,19 @@ mod tests {
     fn unknown_configuration_fields_are_refused() {
         let error = InfraConfig::from_json(r#"{"environmnets": []}"#).unwrap_err();
         assert!(matches!(error, EngineError::Config(message) if message.contains("environmnets")));
+    }
+
+    #[test]
+    fn auto_open_incident_defaults_to_off_and_must_be_a_boolean() {
+        assert!(!InfraConfig::default().auto_open_incident);
+        let config = InfraConfig::from_json(r#"{"auto_open_incident": true}"#).unwrap();
+        assert!(config.auto_open_incident);
+        let error = InfraConfig::from_json(r#"{"auto_open_incident": "yes"}"#).unwrap_err();
+        assert!(matches!(error, EngineError::Config(_)));
+        assert_eq!(
+            InfraConfig::schema()["properties"]["auto_open_incident"]["type"],
+            "boolean"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::config::InfraConfig;
 use crate::deploy::{self, DeployManager};
 use crate::error::{EngineError, Result};
 use crate::events::Event;
+use crate::ids::SessionId;
 use crate::incident::{self, IncidentManager};
 use crate::manifest::ToolDefinition;
 use crate::monitor::{self, MonitorManager};
@@ -24,13 +25,21 @@ pub const INDEXED_FIELDS: &[(&str, &str)] = &[
     (monitor::KIND, "service"),
     (monitor::KIND, "status"),
     (monitor::KIND, "endpoint"),
+    (monitor::PROBE_KIND, "check_id"),
 ];
 
 /// Event kinds the department subscribes to. None yet: it reacts to nothing outside itself.
 pub const EVENT_SUBSCRIPTIONS: &[&str] = &[];
 
-/// Job kinds the department handles. None yet: every operation runs inside its tool call.
-pub const JOB_KINDS: &[&str] = &[];
+/// The job that probes a session's due health checks; payload `{"session_id": ...}`.
+pub const HEALTH_SCAN_JOB: &str = "infra.health_scan";
+
+/// Job kinds the department handles.
+pub const JOB_KINDS: &[&str] = &[HEALTH_SCAN_JOB];
+
+/// What the `infra.health_scan` job does, for the manifest.
+pub const HEALTH_SCAN_DESCRIPTION: &str = "Probe the session's health checks that are due \
+     (never probed, or last probed at least their interval ago); payload {\"session_id\": ...}.";
 
 /// What registration hands back to the host: what native registrars would have collected.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,10 +92,15 @@ pub struct InfraEngine {
 impl InfraEngine {
     /// An engine over `ports` with `config`. Creating it touches no port.
     pub fn new(ports: Ports, config: InfraConfig) -> Self {
+        let incidents = IncidentManager::new(ports.clone());
         Self {
             deploys: DeployManager::new(ports.clone(), config.clone()),
-            monitor: MonitorManager::new(ports.clone()),
-            incidents: IncidentManager::new(ports.clone()),
+            monitor: MonitorManager::new(
+                ports.clone(),
+                incidents.clone(),
+                config.auto_open_incident,
+            ),
+            incidents,
             ports,
             config,
         }
@@ -133,13 +147,39 @@ impl InfraEngine {
         self.call_tool(name, &args)
     }
 
-    /// Runs a job. The department registers no job kinds yet, so every kind is refused with
-    /// a validation error naming it.
+    /// Runs a job. `infra.health_scan` probes the due checks of the payload's `session_id`
+    /// and completes with a summary; any other kind is refused with a validation error
+    /// naming it.
     pub fn handle_job(&self, job: &Job) -> Result<JobOutcome> {
-        Err(EngineError::validation(format!(
-            "job kind `{}` is not handled by the infra department (job {})",
-            job.kind, job.id
-        )))
+        if job.kind != HEALTH_SCAN_JOB {
+            return Err(EngineError::validation(format!(
+                "job kind `{}` is not handled by the infra department (job {})",
+                job.kind, job.id
+            )));
+        }
+        let session = job
+            .payload
+            .get("session_id")
+            .and_then(Value::as_str)
+            .unwrap_or(job.session_id.as_str());
+        let session: SessionId = session.parse().map_err(|_| {
+            EngineError::validation(format!(
+                "job {}: payload field `session_id` must be a session UUID, got `{session}`",
+                job.id
+            ))
+        })?;
+        let report = self.monitor.scan_due(session)?;
+        self.ports.logger.log(
+            LogLevel::Info,
+            &format!(
+                "health scan {}: probed {} of {} checks, {} transitions",
+                job.id,
+                report.probed,
+                report.checks,
+                report.transitions.len()
+            ),
+        );
+        Ok(JobOutcome::Completed(serde_json::to_value(report)?))
     }
 
     /// Receives an event. The department subscribes to nothing yet; an event of a kind it did
@@ -185,7 +225,8 @@ mod tests {
         let first = registration();
         assert_eq!(first, registration());
         assert_eq!(first.tools, tools::definitions());
-        assert!(first.event_subscriptions.is_empty() && first.job_kinds.is_empty());
+        assert!(first.event_subscriptions.is_empty());
+        assert_eq!(first.job_kinds, ["infra.health_scan"]);
         let pair = ("infra_deploy".to_string(), "status".to_string());
         assert!(first.indexed_fields.contains(&pair));
     }

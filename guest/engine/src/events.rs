@@ -11,7 +11,7 @@ use crate::ports::{LogLevel, NewEvent, Ports};
 
 /// A deployment became Deployed (including the new deployment a rollback creates).
 pub const DEPLOY_COMPLETED: &str = "infra.deploy.completed";
-/// A monitoring alert was triggered (a check went Down or Degraded).
+/// A monitoring alert was triggered: a check went Down or Degraded (once per transition).
 pub const ALERT_FIRED: &str = "infra.alert.fired";
 /// A new incident was opened.
 pub const INCIDENT_OPENED: &str = "infra.incident.opened";
@@ -29,6 +29,8 @@ pub const INCIDENT_STATUS_CHANGED: &str = "infra.incident.status_changed";
 pub const INCIDENT_SEVERITY_CHANGED: &str = "infra.incident.severity_changed";
 /// A resolved incident was reopened.
 pub const INCIDENT_REOPENED: &str = "infra.incident.reopened";
+/// A health check whose alert had fired came back Up.
+pub const ALERT_RESOLVED: &str = "infra.alert.resolved";
 
 /// Every kind the department produces: the four original kinds first, then the lifecycle
 /// kinds. The manifest's `events_produced` is this list.
@@ -43,6 +45,7 @@ pub const PRODUCED: &[&str] = &[
     INCIDENT_STATUS_CHANGED,
     INCIDENT_SEVERITY_CHANGED,
     INCIDENT_REOPENED,
+    ALERT_RESOLVED,
 ];
 
 /// A stored event delivered to the department (mirrors the WIT `event` record).

@@ -77,6 +77,10 @@ uuid_id!(
     /// Identifies an [`crate::incident::Incident`].
     IncidentId
 );
+uuid_id!(
+    /// Identifies a stored probe result, [`crate::monitor::ProbeRecord`].
+    ProbeId
+);
 
 #[cfg(test)]
 mod tests {

@@ -284,7 +284,11 @@ pub fn manifest() -> DepartmentManifest {
         personas: Vec::new(),
         skills: Vec::new(),
         rules: Vec::new(),
-        jobs: Vec::new(),
+        jobs: vec![JobContribution {
+            kind: crate::engine::HEALTH_SCAN_JOB.into(),
+            description: crate::engine::HEALTH_SCAN_DESCRIPTION.into(),
+            requires_approval: false,
+        }],
         ui: UiContribution {
             tabs: strings(&["actions", "agents", "rules", "events"]),
             dashboard_cards: Vec::new(),

@@ -3,7 +3,7 @@
 //! versioned writes) and add hooks to inject races and failures. Not for production use:
 //! nothing here is durable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -12,8 +12,9 @@ use uuid::Uuid;
 
 use crate::error::{EngineError, Result};
 use crate::ports::{
-    Clock, EventSink, Job, JobFilter, JobQueue, JobStatus, LogLevel, Logger, NewEvent, NewJob,
-    ObjectFilter, ObjectStore, Ports, VersionedObject,
+    Clock, ErrorCategory, EventSink, HttpProbe, HttpResponse, Job, JobFilter, JobQueue, JobStatus,
+    LogLevel, Logger, MonotonicClock, NewEvent, NewJob, ObjectFilter, ObjectStore, Ports,
+    TransportError, VersionedObject,
 };
 
 /// A hook run once, before the next version-checked update of an existing object.
@@ -363,8 +364,134 @@ impl Logger for MemoryLogger {
     }
 }
 
+/// A monotonic timer that moves only when told to (or when a [`ScriptedHttp`] answers).
+#[derive(Default)]
+pub struct ManualMonotonic {
+    now: Mutex<std::time::Duration>,
+}
+
+impl ManualMonotonic {
+    /// Moves the timer forward by `by`.
+    pub fn advance(&self, by: std::time::Duration) {
+        *lock(&self.now) += by;
+    }
+}
+
+impl MonotonicClock for ManualMonotonic {
+    fn elapsed(&self) -> std::time::Duration {
+        *lock(&self.now)
+    }
+}
+
+/// One scripted answer of [`ScriptedHttp`]: a result, and how long it takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpReply {
+    /// The response, or the transport failure.
+    pub result: Result<HttpResponse, TransportError>,
+    /// How long the answer takes, in milliseconds (the monotonic timer moves by this).
+    pub latency_ms: u64,
+}
+
+impl HttpReply {
+    /// A response with `status` and `body`, taking `latency_ms`.
+    pub fn status(status: u16, body: &str, latency_ms: u64) -> Self {
+        Self {
+            result: Ok(HttpResponse {
+                status,
+                location: None,
+                body: body.as_bytes().to_vec(),
+                body_truncated: false,
+            }),
+            latency_ms,
+        }
+    }
+
+    /// A `302` to `location`, taking `latency_ms`.
+    pub fn redirect(location: &str, latency_ms: u64) -> Self {
+        let mut reply = Self::status(302, "", latency_ms);
+        if let Ok(response) = &mut reply.result {
+            response.location = Some(location.to_string());
+        }
+        reply
+    }
+
+    /// A transport failure of `category`, taking `latency_ms`.
+    pub fn error(category: ErrorCategory, message: &str, latency_ms: u64) -> Self {
+        Self {
+            result: Err(TransportError::new(category, message)),
+            latency_ms,
+        }
+    }
+}
+
+/// An HTTP probe answering from a script, per URL: queued one-off replies first, then the
+/// URL's standing reply; unknown URLs fail as `connection_refused`. A reply slower than the
+/// request's timeout becomes a `timeout` failure after exactly the timeout, as a real
+/// transport would. Every request is recorded.
+#[derive(Default)]
+pub struct ScriptedHttp {
+    monotonic: Arc<ManualMonotonic>,
+    standing: Mutex<HashMap<String, HttpReply>>,
+    queued: Mutex<HashMap<String, VecDeque<HttpReply>>>,
+    requests: Mutex<Vec<(String, std::time::Duration)>>,
+}
+
+impl ScriptedHttp {
+    /// A probe moving `monotonic` by each reply's latency.
+    pub fn new(monotonic: Arc<ManualMonotonic>) -> Self {
+        Self {
+            monotonic,
+            ..Self::default()
+        }
+    }
+
+    /// Answers every request for `url` with `reply` (after any queued replies).
+    pub fn set(&self, url: &str, reply: HttpReply) {
+        lock(&self.standing).insert(url.to_string(), reply);
+    }
+
+    /// Answers the next request for `url` with `reply`.
+    pub fn push(&self, url: &str, reply: HttpReply) {
+        lock(&self.queued)
+            .entry(url.to_string())
+            .or_default()
+            .push_back(reply);
+    }
+
+    /// Every request so far: URL and timeout.
+    pub fn requests(&self) -> Vec<(String, std::time::Duration)> {
+        lock(&self.requests).clone()
+    }
+}
+
+impl HttpProbe for ScriptedHttp {
+    fn get(&self, url: &str, timeout: std::time::Duration) -> Result<HttpResponse, TransportError> {
+        lock(&self.requests).push((url.to_string(), timeout));
+        let queued = lock(&self.queued)
+            .get_mut(url)
+            .and_then(VecDeque::pop_front);
+        let reply = queued.or_else(|| lock(&self.standing).get(url).cloned());
+        let Some(reply) = reply else {
+            return Err(TransportError::new(
+                ErrorCategory::ConnectionRefused,
+                format!("nothing listens at {url}"),
+            ));
+        };
+        let latency = std::time::Duration::from_millis(reply.latency_ms);
+        if latency > timeout {
+            self.monotonic.advance(timeout);
+            return Err(TransportError::new(
+                ErrorCategory::Timeout,
+                "no response within the timeout",
+            ));
+        }
+        self.monotonic.advance(latency);
+        reply.result
+    }
+}
+
 /// A full set of in-memory ports, with typed handles for inspection.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryPorts {
     /// The store.
     pub objects: Arc<MemoryObjectStore>,
@@ -376,6 +503,25 @@ pub struct MemoryPorts {
     pub clock: Arc<ManualClock>,
     /// The log.
     pub logger: Arc<MemoryLogger>,
+    /// The monotonic timer.
+    pub monotonic: Arc<ManualMonotonic>,
+    /// The scripted HTTP probe, moving `monotonic`.
+    pub http: Arc<ScriptedHttp>,
+}
+
+impl Default for MemoryPorts {
+    fn default() -> Self {
+        let monotonic = Arc::new(ManualMonotonic::default());
+        Self {
+            objects: Arc::default(),
+            events: Arc::default(),
+            jobs: Arc::default(),
+            clock: Arc::default(),
+            logger: Arc::default(),
+            http: Arc::new(ScriptedHttp::new(monotonic.clone())),
+            monotonic,
+        }
+    }
 }
 
 impl MemoryPorts {
@@ -389,5 +535,7 @@ impl MemoryPorts {
         Ports::new(self.objects.clone(), self.events.clone(), self.jobs.clone())
             .with_clock(self.clock.clone())
             .with_logger(self.logger.clone())
+            .with_monotonic(self.monotonic.clone())
+            .with_http(self.http.clone())
     }
 }

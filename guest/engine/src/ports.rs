@@ -1,11 +1,13 @@
 //! The ports the engine is written against: small synchronous traits mirroring the host
-//! interfaces of the department contract (`storage`, `events`, `jobs`, `log`) plus a clock.
+//! interfaces of the department contract (`storage`, `events`, `jobs`, `log`), a clock, a
+//! monotonic timer, and an HTTP probe (outbound `wasi:http`, where the host grants it).
 //!
 //! The component adapter implements them over the WIT imports; unit tests and native
 //! benchmarks use the in-memory fakes of the `memory` module. Every trait is `Send + Sync` so
 //! one engine can be shared by threads natively; on `wasm32` this costs nothing.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -228,6 +230,119 @@ impl Clock for SystemClock {
     }
 }
 
+/// A timer that only moves forward, for measuring how long a probe took. Injected so tests
+/// control elapsed time exactly.
+pub trait MonotonicClock: Send + Sync {
+    /// Time since an arbitrary fixed origin; never decreases.
+    fn elapsed(&self) -> Duration;
+}
+
+/// The system's monotonic clock (`std::time::Instant`; on `wasm32-wasip2` this is WASI's
+/// monotonic clock).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemMonotonic;
+
+impl MonotonicClock for SystemMonotonic {
+    fn elapsed(&self) -> Duration {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        ORIGIN.get_or_init(Instant::now).elapsed()
+    }
+}
+
+/// The most response body a probe reads; the rest is not fetched.
+pub const MAX_PROBE_BODY: usize = 64 * 1024;
+
+/// One HTTP response as a probe saw it (redirects are not followed by the port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The `Location` header, when present (needed to follow redirects).
+    pub location: Option<String>,
+    /// The body, at most [`MAX_PROBE_BODY`] bytes.
+    pub body: Vec<u8>,
+    /// Whether the body was longer than what was read.
+    pub body_truncated: bool,
+}
+
+/// Why a request got no response. JSON: `dns`, `connection_refused`, `tls`, `timeout`,
+/// `denied`, `protocol`, `too_many_redirects`, `other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCategory {
+    /// The name did not resolve.
+    Dns,
+    /// Nothing accepted the connection.
+    ConnectionRefused,
+    /// The TLS handshake or certificate failed.
+    Tls,
+    /// No complete response within the probe timeout.
+    Timeout,
+    /// The host refused the destination (not in the plugin's outbound allowlist).
+    Denied,
+    /// The peer spoke broken HTTP, or closed the connection mid-response.
+    Protocol,
+    /// More than the allowed number of redirects.
+    TooManyRedirects,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorCategory {
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dns => "dns",
+            Self::ConnectionRefused => "connection_refused",
+            Self::Tls => "tls",
+            Self::Timeout => "timeout",
+            Self::Denied => "denied",
+            Self::Protocol => "protocol",
+            Self::TooManyRedirects => "too_many_redirects",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// A request that got no HTTP response. It has no status code, by design.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TransportError {
+    /// What kind of failure.
+    pub category: ErrorCategory,
+    /// What the transport said.
+    pub message: String,
+}
+
+impl TransportError {
+    /// A failure of `category`.
+    pub fn new(category: ErrorCategory, message: impl Into<String>) -> Self {
+        Self {
+            category,
+            message: message.into(),
+        }
+    }
+}
+
+/// Outbound HTTP for health probes: one `GET`, no redirects followed (the engine follows
+/// them, so the rules are the same on every transport).
+pub trait HttpProbe: Send + Sync {
+    /// Sends `GET url` and waits at most `timeout` for the whole response.
+    fn get(&self, url: &str, timeout: Duration) -> Result<HttpResponse, TransportError>;
+}
+
+/// A probe for an engine without outbound HTTP: every request is refused as `denied`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHttp;
+
+impl HttpProbe for NoHttp {
+    fn get(&self, url: &str, _timeout: Duration) -> Result<HttpResponse, TransportError> {
+        Err(TransportError::new(
+            ErrorCategory::Denied,
+            format!("no outbound HTTP available for {url}"),
+        ))
+    }
+}
+
 /// How important a log line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -270,10 +385,15 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     /// The log.
     pub logger: Arc<dyn Logger>,
+    /// The monotonic timer probes are measured with.
+    pub monotonic: Arc<dyn MonotonicClock>,
+    /// Outbound HTTP for health probes.
+    pub http: Arc<dyn HttpProbe>,
 }
 
 impl Ports {
-    /// Ports over the given store, sink and queue, with the wall clock and no logging.
+    /// Ports over the given store, sink and queue, with the wall clock, the system monotonic
+    /// clock, no logging and no outbound HTTP.
     pub fn new(
         objects: Arc<dyn ObjectStore>,
         events: Arc<dyn EventSink>,
@@ -285,7 +405,21 @@ impl Ports {
             jobs,
             clock: Arc::new(SystemClock),
             logger: Arc::new(NoopLogger),
+            monotonic: Arc::new(SystemMonotonic),
+            http: Arc::new(NoHttp),
         }
+    }
+
+    /// The same ports with another monotonic timer.
+    pub fn with_monotonic(mut self, monotonic: Arc<dyn MonotonicClock>) -> Self {
+        self.monotonic = monotonic;
+        self
+    }
+
+    /// The same ports with an HTTP probe.
+    pub fn with_http(mut self, http: Arc<dyn HttpProbe>) -> Self {
+        self.http = http;
+        self
     }
 
     /// The same ports with another clock.

@@ -355,6 +355,7 @@ fn listing_filters_in_the_store_and_pages() {
 fn a_configured_environment_list_refuses_other_targets() {
     let config = InfraConfig {
         environments: vec!["staging".into()],
+        ..InfraConfig::default()
     };
     let fx = Fixture::with_config(config);
     let new = NewDeployment {

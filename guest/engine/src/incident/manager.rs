@@ -58,6 +58,17 @@ impl IncidentManager {
 
     /// Opens an incident and emits `infra.incident.opened`.
     pub fn open_incident(&self, session: SessionId, new: NewIncident) -> Result<Incident> {
+        self.open_incident_with_metadata(session, new, empty_object())
+    }
+
+    /// Opens an incident carrying `metadata` (for example the health check that caused it)
+    /// and emits `infra.incident.opened`.
+    pub fn open_incident_with_metadata(
+        &self,
+        session: SessionId,
+        new: NewIncident,
+        metadata: Value,
+    ) -> Result<Incident> {
         let incident = Incident {
             id: IncidentId::new(),
             session_id: session,
@@ -69,7 +80,7 @@ impl IncidentManager {
             mitigated_at: None,
             resolved_at: None,
             timeline: Vec::new(),
-            metadata: empty_object(),
+            metadata,
         };
         records::insert(&*self.ports.objects, &incident)?;
         let mut payload = summary(&incident);

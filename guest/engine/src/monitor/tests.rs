@@ -10,6 +10,7 @@ fn add(fx: &Fixture, service: &str, endpoint: &str) -> Result<HealthCheck> {
     let new = NewHealthCheck {
         service: service.into(),
         endpoint: endpoint.into(),
+        ..NewHealthCheck::default()
     };
     fx.engine.monitor().add_check(fx.session, new)
 }

@@ -3,9 +3,11 @@
 //!
 //! The checker understands exactly the subset of JSON Schema the tool schemas use (object
 //! with `properties`, `required`, `additionalProperties: false` and `anyOf` of `required`
-//! sets; strings with `minLength`, `maxLength`, `enum`, `format: uuid`; integers with
-//! `minimum` and `maximum`), so what the schema promises a host and what the engine enforces
-//! cannot drift apart. A unit test keeps the schemas inside that subset.
+//! sets; `type` as one name or a list of names; strings with `minLength`, `maxLength`,
+//! `enum`, `format: uuid`; integers and numbers with `minimum` and `maximum`; booleans;
+//! nulls; arrays with `items`, `minItems` and `maxItems`), so what the schema promises a host
+//! and what the engine enforces cannot drift apart. A unit test keeps the schemas inside that
+//! subset.
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -36,6 +38,9 @@ pub(crate) const PROPERTY_KEYWORDS: &[&str] = &[
     "minimum",
     "maximum",
     "default",
+    "items",
+    "minItems",
+    "maxItems",
 ];
 
 /// Validated arguments of one tool call.
@@ -125,6 +130,34 @@ impl<'a> Args<'a> {
             .and_then(|n| u32::try_from(n).ok())
     }
 
+    /// An unsigned integer field; `None` when absent.
+    pub fn u64(&self, field: &str) -> Option<u64> {
+        self.fields.get(field).and_then(Value::as_u64)
+    }
+
+    /// A boolean field; `None` when absent.
+    pub fn boolean(&self, field: &str) -> Option<bool> {
+        self.fields.get(field).and_then(Value::as_bool)
+    }
+
+    /// A field's raw JSON value; `None` when absent.
+    pub fn value(&self, field: &str) -> Option<&'a Value> {
+        self.fields.get(field)
+    }
+
+    /// An array field's items; `None` when absent.
+    pub fn array(&self, field: &str) -> Option<&'a Vec<Value>> {
+        self.fields.get(field).and_then(Value::as_array)
+    }
+
+    /// An optional UUID field as an id newtype.
+    pub fn optional_id<T: From<Uuid>>(&self, field: &str) -> Result<Option<T>> {
+        match self.text(field) {
+            Some(_) => self.id(field).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The `session_id` field.
     pub fn session(&self) -> Result<SessionId> {
         self.id("session_id")
@@ -160,13 +193,55 @@ impl<'a> Args<'a> {
 
 /// Checks one property value against its schema; the message names the field.
 fn check_property(name: &str, schema: &Value, value: &Value) -> Result<(), String> {
-    match schema["type"].as_str() {
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(one) => vec![one.as_str()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+        other => {
+            return Err(format!(
+                "field `{name}` has an unsupported schema type {other}"
+            ))
+        }
+    };
+    let matched = types.iter().find(|kind| match **kind {
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "null" => value.is_null(),
+        "array" => value.is_array(),
+        _ => false,
+    });
+    match matched.copied() {
         Some("string") => check_string(name, schema, value),
-        Some("integer") => check_integer(name, schema, value),
-        other => Err(format!(
-            "field `{name}` has an unsupported schema type {other:?}"
+        Some("integer") | Some("number") => check_number(name, schema, value),
+        Some("array") => check_array(name, schema, value),
+        Some(_) => Ok(()),
+        None if types.len() == 1 && types[0] == "string" => check_string(name, schema, value),
+        None if types.len() == 1 && types[0] == "integer" => check_number(name, schema, value),
+        None => Err(format!(
+            "field `{name}` must be {}, got {}",
+            types.join(" or "),
+            type_name(value)
         )),
     }
+}
+
+fn check_array(name: &str, schema: &Value, value: &Value) -> Result<(), String> {
+    let items = value.as_array().expect("checked to be an array");
+    if let Some(min) = schema["minItems"].as_u64() {
+        if (items.len() as u64) < min {
+            return Err(format!("field `{name}` needs at least {min} items"));
+        }
+    }
+    if let Some(max) = schema["maxItems"].as_u64() {
+        if items.len() as u64 > max {
+            return Err(format!("field `{name}` takes at most {max} items"));
+        }
+    }
+    for (index, item) in items.iter().enumerate() {
+        check_property(&format!("{name}[{index}]"), &schema["items"], item)?;
+    }
+    Ok(())
 }
 
 fn check_string(name: &str, schema: &Value, value: &Value) -> Result<(), String> {
@@ -199,21 +274,31 @@ fn check_string(name: &str, schema: &Value, value: &Value) -> Result<(), String>
     Ok(())
 }
 
-fn check_integer(name: &str, schema: &Value, value: &Value) -> Result<(), String> {
-    let number = value.as_i64().ok_or_else(|| {
-        format!(
-            "field `{name}` must be an integer, got {}",
-            type_name(value)
-        )
-    })?;
-    if let Some(min) = schema["minimum"].as_i64() {
+fn check_number(name: &str, schema: &Value, value: &Value) -> Result<(), String> {
+    let integer_only = schema["type"] == "integer";
+    let number = match value.as_f64() {
+        Some(number) if !integer_only || value.is_i64() || value.is_u64() => number,
+        _ => {
+            return Err(format!(
+                "field `{name}` must be an integer, got {}",
+                type_name(value)
+            ))
+        }
+    };
+    if let Some(min) = schema["minimum"].as_f64() {
         if number < min {
-            return Err(format!("field `{name}` must be at least {min}"));
+            return Err(format!(
+                "field `{name}` must be at least {}",
+                schema["minimum"]
+            ));
         }
     }
-    if let Some(max) = schema["maximum"].as_i64() {
+    if let Some(max) = schema["maximum"].as_f64() {
         if number > max {
-            return Err(format!("field `{name}` must be at most {max}"));
+            return Err(format!(
+                "field `{name}` must be at most {}",
+                schema["maximum"]
+            ));
         }
     }
     Ok(())

@@ -43,6 +43,10 @@ fn the_registry_holds_every_tool_once() {
             "infra.deploy.current",
             "infra.monitor.status",
             "infra.monitor.add_check",
+            "infra.monitor.update_check",
+            "infra.monitor.remove_check",
+            "infra.monitor.run",
+            "infra.monitor.schedule",
             "infra.incidents.create",
             "infra.incidents.list",
             "infra.incidents.update",
@@ -51,6 +55,18 @@ fn the_registry_holds_every_tool_once() {
             "infra.incidents.timeline",
         ]
     );
+}
+
+/// Whether a property schema bounds its values' size.
+fn bounded(property: &Value) -> bool {
+    property["maxLength"].is_u64()
+        || property["enum"].is_array()
+        || property["format"] == "uuid"
+        || property["type"] == "integer"
+        || property["type"] == "boolean"
+        || (property["type"] == "array"
+            && property["maxItems"].is_u64()
+            && bounded(&property["items"]))
 }
 
 #[test]
@@ -101,11 +117,7 @@ fn every_schema_is_strict_and_within_the_checked_subset() {
                 );
             }
             assert!(property["description"].is_string(), "{}.{name}", tool.name);
-            let bounded = property["maxLength"].is_u64()
-                || property["enum"].is_array()
-                || property["format"] == "uuid"
-                || property["type"] == "integer";
-            assert!(bounded, "{}.{name} is unbounded", tool.name);
+            assert!(bounded(property), "{}.{name} is unbounded", tool.name);
         }
     }
 }
@@ -383,4 +395,167 @@ fn monitor_status_returns_checks_and_a_summary() {
     assert_eq!(status["summary"]["unchecked"], 1);
     assert_eq!(status["checks"][0]["endpoint"], "https://api.test/health");
     assert_eq!(status["truncated"], false);
+}
+
+#[test]
+fn add_check_takes_conditions_and_refuses_broken_rules() {
+    let fx = Fixture::new();
+    let args = json!({
+        "service": "api",
+        "endpoint": "https://api.test/health",
+        "accepted_status": ["200-299", 304],
+        "response_limit_ms": 800,
+        "degraded_ms": 300,
+        "body_json_pointer": "/status",
+        "body_json_equals": "ok",
+        "failure_threshold": 4,
+        "success_threshold": 1,
+        "interval_seconds": 30,
+        "timeout_ms": 2000,
+    });
+    let added = call(&fx, "infra.monitor.add_check", with_session(&fx, args)).unwrap();
+    let check = &added["check"];
+    assert_eq!(
+        check["accepted_status"],
+        json!([{"from": 200, "to": 299}, {"from": 304, "to": 304}])
+    );
+    assert_eq!(
+        check["body_condition"],
+        json!({"kind": "json_pointer", "pointer": "/status", "equals": "ok"})
+    );
+    assert_eq!(check["status"], json!(null));
+    assert_eq!(
+        (
+            check["failure_threshold"].clone(),
+            check["timeout_ms"].clone()
+        ),
+        (json!(4), json!(2000))
+    );
+
+    let refused = [
+        (json!({"accepted_status": ["2xx"]}), "accepted_status"),
+        (json!({"accepted_status": [99]}), "accepted_status"),
+        (json!({"accepted_status": []}), "accepted_status"),
+        (
+            json!({"timeout_ms": 30000, "interval_seconds": 30}),
+            "interval_seconds",
+        ),
+        (json!({"degraded_ms": 4000}), "degraded_ms"),
+        (json!({"body_json_pointer": "/a"}), "body_json_equals"),
+        (
+            json!({"body_contains": "x", "body_json_pointer": "/a", "body_json_equals": 1}),
+            "not both",
+        ),
+        (
+            json!({"body_json_pointer": "status", "body_json_equals": 1}),
+            "body_json_pointer",
+        ),
+        (json!({"failure_threshold": 0}), "failure_threshold"),
+        (
+            json!({"clear_body_condition": true}),
+            "clear_body_condition",
+        ),
+    ];
+    for (extra, field) in refused {
+        let mut args = json!({"service": "web", "endpoint": "https://web.test/"});
+        for (key, value) in extra.as_object().unwrap() {
+            args[key] = value.clone();
+        }
+        let error = call(&fx, "infra.monitor.add_check", with_session(&fx, args)).unwrap_err();
+        let EngineError::Validation(message) = &error else {
+            panic!("{error:?}")
+        };
+        assert!(message.contains(field), "{message} should name {field}");
+    }
+    assert_eq!(fx.ports.objects.len(crate::monitor::KIND), 1);
+}
+
+#[test]
+fn checks_are_updated_removed_and_run_by_tool() {
+    let fx = Fixture::new();
+    let args = json!({"service": "api", "endpoint": "http://api.test/", "body_contains": "ok"});
+    let added = call(&fx, "infra.monitor.add_check", with_session(&fx, args)).unwrap();
+    let id = added["check_id"].clone();
+    fx.ports.http.set(
+        "http://api.test/",
+        crate::memory::HttpReply::status(200, "all ok", 3),
+    );
+
+    let args = json!({"check_id": id, "clear_body_condition": true, "timeout_ms": 1000});
+    let updated = call(&fx, "infra.monitor.update_check", with_session(&fx, args)).unwrap();
+    assert_eq!(updated["check"]["body_condition"], json!(null));
+    assert_eq!(updated["check"]["timeout_ms"], 1000);
+    let error = call(
+        &fx,
+        "infra.monitor.update_check",
+        with_session(&fx, json!({"check_id": id})),
+    )
+    .unwrap_err();
+    assert!(matches!(error, EngineError::Validation(m) if m.contains("at least one")));
+
+    let run = call(&fx, "infra.monitor.run", with_session(&fx, json!({}))).unwrap();
+    assert_eq!(run["probed"], 1);
+    assert_eq!(run["results"][0]["outcome"], "pass");
+    assert_eq!(run["results"][0]["status_code"], 200);
+    assert_eq!(
+        run["transitions"],
+        json!([{"check_id": id, "service": "api", "from": null, "to": "up"}])
+    );
+    let status = call(&fx, "infra.monitor.status", with_session(&fx, json!({}))).unwrap();
+    assert_eq!(status["services"][0]["status"], "up");
+
+    let removed = call(
+        &fx,
+        "infra.monitor.remove_check",
+        with_session(&fx, json!({"check_id": id})),
+    )
+    .unwrap();
+    assert_eq!(removed["removed"], true);
+    let error = call(
+        &fx,
+        "infra.monitor.run",
+        with_session(&fx, json!({"check_id": id})),
+    )
+    .unwrap_err();
+    assert!(matches!(error, EngineError::NotFound { .. }));
+}
+
+#[test]
+fn schedule_queues_a_recurring_scan_and_replaces_the_earlier_one() {
+    use crate::ports::{JobFilter, JobQueue, JobStatus};
+    let fx = Fixture::new();
+    let first = call(
+        &fx,
+        "infra.monitor.schedule",
+        with_session(&fx, json!({"cron": "*/1  * * * *"})),
+    )
+    .unwrap();
+    assert_eq!(first["cron"], "*/1 * * * *");
+    let second = call(
+        &fx,
+        "infra.monitor.schedule",
+        with_session(&fx, json!({"every_minutes": 10})),
+    )
+    .unwrap();
+    assert_eq!(second["cron"], "*/10 * * * *");
+    assert_eq!(second["replaced_job_ids"], json!([first["job_id"]]));
+    let jobs = fx.ports.jobs.list(&JobFilter::default()).unwrap();
+    let newest = &jobs[0];
+    assert_eq!(newest.kind, "infra.health_scan");
+    assert_eq!(newest.payload, json!({"session_id": fx.session}));
+    assert_eq!(newest.cron.as_deref(), Some("*/10 * * * *"));
+    assert_eq!(jobs[1].status, JobStatus::Cancelled);
+
+    for (args, expected) in [
+        (json!({}), "cron"),
+        (json!({"cron": "* * * * *", "every_minutes": 1}), "not both"),
+        (json!({"cron": "every minute"}), "cron"),
+        (json!({"every_minutes": 60}), "every_minutes"),
+    ] {
+        let error = call(&fx, "infra.monitor.schedule", with_session(&fx, args)).unwrap_err();
+        assert!(
+            matches!(&error, EngineError::Validation(m) if m.contains(expected)),
+            "{error:?}"
+        );
+    }
 }
