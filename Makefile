@@ -25,18 +25,21 @@ component: setup
 	$(CARGO) build -p dept-infra --target $(WASM_TARGET) --profile guest-release
 	@echo "component: $(COMPONENT) ($$(stat -c %s $(COMPONENT)) bytes)"
 
+# The sidecar grants the demo's loopback services; an operator's own sidecar is kept.
 plugin: component
 	@mkdir -p $(PLUGINS)
 	cp $(COMPONENT) $(PLUGINS)/infra.wasm
+	@[ -f $(PLUGINS)/infra.json ] || cp scripts/infra.sidecar.json $(PLUGINS)/infra.json
 
 fixtures: setup
 	$(MAKE) -C tests/fixtures
 
 host:
-	$(CARGO) build -p rusvel-host
+	$(CARGO) build -p rusvel-host -p integration-tests --bins
 
 run: plugin host
-	HOST=$(HOST) PLUGINS=$(PLUGINS) DATA_DIR=$(DATA_DIR) bash scripts/demo.sh
+	HOST=$(HOST) DEMO_SERVICES=target/debug/demo-services PLUGINS=$(PLUGINS) \
+		DATA_DIR=$(DATA_DIR) bash scripts/demo.sh
 
 test: plugin fixtures host
 	$(CARGO) test -p infra-engine --features memory-ports

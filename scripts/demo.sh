@@ -5,6 +5,7 @@ set -euo pipefail
 
 HOST=${HOST:-target/debug/rusvel-host}
 PLUGINS=${PLUGINS:-plugins}
+DEMO_SERVICES=${DEMO_SERVICES:-target/debug/demo-services}
 DATA_DIR=${DATA_DIR:-.rusvel}
 rusvel() { "$HOST" --plugins "$PLUGINS" --data-dir "$DATA_DIR" "$@"; }
 
@@ -32,3 +33,44 @@ rusvel infra events
 
 step "Department status"
 rusvel infra status
+
+# ---- Monitoring: real HTTP probes from inside the sandbox ----
+
+# Three services on loopback: healthy, slow (400 ms) and failing (503). The plugin's sidecar
+# (plugins/infra.json) allows outbound HTTP to 127.0.0.1 only.
+SERVICES_OUT=$(mktemp)
+"$DEMO_SERVICES" --seconds 120 >"$SERVICES_OUT" &
+SERVICES_PID=$!
+trap 'kill "$SERVICES_PID" 2>/dev/null || true; rm -f "$SERVICES_OUT"' EXIT
+for _ in $(seq 50); do [ -s "$SERVICES_OUT" ] && break; sleep 0.1; done
+BASE=$(head -n1 "$SERVICES_OUT")
+[ -n "$BASE" ] || { echo "demo services did not start" >&2; exit 1; }
+
+# A session of its own per run, so checks from earlier runs (on other ports) stay apart.
+MONITOR_SESSION=$(cat /proc/sys/kernel/random/uuid)
+monitor() {
+  local tool=$1 args=${2:-}
+  rusvel infra tool "$tool" "{\"session_id\":\"$MONITOR_SESSION\"${args:+,$args}}"
+}
+# Prints one line per probe: service, verdict, status code or error, latency, status.
+summarise_run() { python3 "$(dirname "$0")/summarise_probes.py"; }
+
+step "Register checks against $BASE (healthy, slow, failing)"
+monitor infra.monitor.add_check "\"service\":\"rusvel-api\",\"endpoint\":\"$BASE/healthy\"" >/dev/null
+monitor infra.monitor.add_check "\"service\":\"rusvel-search\",\"endpoint\":\"$BASE/slow\",\"degraded_ms\":200,\"response_limit_ms\":2000" >/dev/null
+monitor infra.monitor.add_check "\"service\":\"rusvel-billing\",\"endpoint\":\"$BASE/failing\",\"failure_threshold\":3" >/dev/null
+echo "3 checks registered in session $MONITOR_SESSION"
+
+for round in 1 2 3; do
+  step "Probe round $round (infra.monitor.run)"
+  monitor infra.monitor.run | summarise_run || true
+done
+
+step "Health summary after three rounds"
+monitor infra.monitor.status
+
+step "Alert events (one per transition into Degraded or Down)"
+rusvel infra events --limit 200 | grep -E "^CREATED_AT|infra\.alert\." || echo "(no alert events)"
+
+step "Incident opened automatically for the Down check (auto_open_incident in plugins/infra.json)"
+monitor infra.incidents.list '"status":"open"'
