@@ -321,31 +321,28 @@ impl PluginHost {
 
     /// Takes one due job of any registered kind, runs it and records the outcome (complete,
     /// hold for approval, or fail with retry). Returns the job id, or `None` when idle.
+    /// [`crate::worker`] runs this in a loop.
     pub async fn run_next_job(&self) -> Result<Option<String>, HostError> {
-        let kinds: Vec<String> = self.inner.job_handlers.keys().cloned().collect();
-        let lease = self
-            .inner
+        let run = crate::worker::run_one(self).await?;
+        Ok(run.map(|run| run.id().to_string()))
+    }
+
+    /// The job kinds the loaded plugins registered, sorted.
+    pub fn job_kinds(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = self.inner.job_handlers.keys().cloned().collect();
+        kinds.sort();
+        kinds
+    }
+
+    /// How long the worker leases a job: the longest plugin call deadline plus a margin.
+    pub fn job_lease(&self) -> Duration {
+        self.inner
             .plugins
             .iter()
             .map(|p| Duration::from_millis(p.settings().limits.call_timeout_ms))
             .max()
             .unwrap_or_default()
-            + JOB_LEASE_MARGIN;
-        let jobs = &self.inner.ports.jobs;
-        let Some(job) = jobs.dequeue(&kinds, lease.as_millis() as u64).await? else {
-            return Ok(None);
-        };
-        match self.handle_job(&job).await {
-            Ok(JobResult::Completed(result)) => jobs.complete(&job.id, &result).await?,
-            Ok(JobResult::HoldForApproval(result)) => {
-                jobs.hold_for_approval(&job.id, &result).await?
-            }
-            Err(error) => {
-                tracing::warn!(job = %job.id, kind = %job.kind, %error, "job failed");
-                jobs.fail(&job.id, &error.to_string()).await?;
-            }
-        }
-        Ok(Some(job.id))
+            + JOB_LEASE_MARGIN
     }
 
     /// Emits an event on behalf of the embedder: persisted, broadcast, then delivered to

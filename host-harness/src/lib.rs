@@ -41,6 +41,9 @@
 //!   and a memory cap per call; a plugin touches only its own object kinds (`<id>_*`),
 //!   event kinds and job kinds (`<id>.*`); size caps on arguments, objects, payloads and
 //!   outputs. A trapped or timed-out instance is thrown away, never reused.
+//! - Jobs: [`worker`] runs due jobs of the registered kinds on their plugins
+//!   ([`PluginHost::start_worker`], [`worker::drain`]); the queue semantics (leases,
+//!   backoff, cron, approval) are documented on [`sqlite::SqliteJobPort`].
 //! - Events a plugin emits are stored, broadcast to [`PluginHost::subscribe_events`]
 //!   subscribers, and delivered asynchronously (after the emitting call returns) to the
 //!   plugins subscribed to their kind, at most [`MAX_EVENT_DEPTH`] handlers deep.
@@ -65,6 +68,7 @@ pub mod plugin;
 pub mod ports;
 pub mod sandbox;
 pub mod sqlite;
+pub mod worker;
 
 pub use config::{HostConfig, PluginLimits, PluginSettings};
 pub use contract::manifest_json;

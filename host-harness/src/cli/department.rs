@@ -1,14 +1,16 @@
-//! `rusvel-host <department> ...`: status, objects, events and tool calls of one department.
+//! `rusvel-host <department> ...`: status, objects, events and tool calls of one department,
+//! plus the commands its manifest contributes.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use rusvel_host::ports::{EventFilter, ObjectFilter};
 use rusvel_host::{Plugin, PluginHost};
 use serde_json::{json, Value};
 
+use super::commands::{tool_call, Contributions};
 use super::output::{clip, print_json, print_table};
 use super::session::session_id;
 
@@ -52,7 +54,8 @@ enum DepartmentCommand {
     },
 }
 
-/// Runs a department command; `args[0]` is the department id.
+/// Runs a department command; `args[0]` is the department id. Built-in commands come
+/// first; the department's manifest may contribute more ([`super::commands`]).
 pub async fn run(
     host: &PluginHost,
     data_dir: &Path,
@@ -71,14 +74,42 @@ pub async fn run(
             }
         );
     };
-    let parsed = match DepartmentCli::try_parse_from(rest) {
-        Ok(parsed) => parsed,
+
+    let builtin = DepartmentCli::command();
+    let mut builtins: Vec<String> = builtin
+        .get_subcommands()
+        .map(|command| command.get_name().to_string())
+        .collect();
+    builtins.push("help".into());
+    let contributions = Contributions::of(plugin, &builtins);
+    let cli = contributions.extend(
+        builtin
+            .name(format!("rusvel-host {department}"))
+            .bin_name(format!("rusvel-host {department}"))
+            .about(plugin.manifest().description.clone()),
+    );
+    let matches = match cli.try_get_matches_from(rest) {
+        Ok(matches) => matches,
         Err(error) => {
             let _ = error.print();
             return Ok(ExitCode::from(if error.use_stderr() { 2 } else { 0 }));
         }
     };
-    let as_json = json_flag || parsed.json;
+    let as_json = json_flag || matches.get_flag("json");
+
+    if let Some((name, sub_matches)) = matches.subcommand() {
+        if let Some(contribution) = contributions.get(name) {
+            let (tool_name, args) = match tool_call(plugin, contribution, sub_matches) {
+                Ok(call) => call,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            return tool(host, plugin, data_dir, &tool_name, &args, as_json).await;
+        }
+    }
+    let parsed = DepartmentCli::from_arg_matches(&matches)?;
     match parsed.command {
         DepartmentCommand::Status => status(host, plugin, data_dir, as_json).await,
         DepartmentCommand::List { kind, limit } => list(host, plugin, kind, limit, as_json).await,

@@ -3,7 +3,10 @@
 //!
 //! Department commands are dynamic: the first positional argument is the id of any loaded
 //! plugin (`rusvel-host infra status`), so a new department works as soon as its `.wasm`
-//! file is dropped into the plugin directory.
+//! file is dropped into the plugin directory, with the commands its manifest contributes
+//! (`rusvel-host infra deploy --service api ...`, see [`commands`]).
+//!
+//! `rusvel-host worker` runs queued jobs on their plugins; `rusvel-host jobs` lists them.
 
 /// `println!` that reports a closed stdout as an error instead of panicking.
 macro_rules! outln {
@@ -13,12 +16,15 @@ macro_rules! outln {
     }};
 }
 
+mod commands;
 mod department;
+mod jobs;
 mod output;
 mod session;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use rusvel_host::{HostConfig, PluginHost};
@@ -33,7 +39,9 @@ use rusvel_host::{HostConfig, PluginHost};
         rusvel-host <department> status\n  \
         rusvel-host <department> list [--kind KIND] [--limit N]\n  \
         rusvel-host <department> events [--limit N]\n  \
-        rusvel-host <department> tool NAME '{\"json\": \"arguments\"}'\n\n\
+        rusvel-host <department> tool NAME '{\"json\": \"arguments\"}'\n  \
+        rusvel-host <department> <command> --ARG VALUE ...   (commands of its manifest)\n  \
+        rusvel-host <department> help                        (lists them all)\n\n\
         Put --plugins, --data-dir and --agent-script before the department id.\n\
         Logs go to stderr; set RUST_LOG (default `warn`)."
 )]
@@ -72,7 +80,11 @@ struct Cli {
 enum Command {
     /// List the loaded plugins and the files that failed to load.
     Plugins,
-    /// `<department> status | list [--kind K] | events [--limit N] | tool NAME 'JSON'`
+    /// Run queued jobs on the plugins that handle their kinds (until Ctrl-C, or see --once).
+    Worker(jobs::WorkerArgs),
+    /// List jobs (newest first), or cancel / approve one.
+    Jobs(jobs::JobsArgs),
+    /// `<department> status | list | events | tool NAME 'JSON' | <contributed command> | help`
     #[command(external_subcommand)]
     Department(Vec<String>),
 }
@@ -113,12 +125,14 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut config = HostConfig::new(&cli.plugins, &cli.data_dir);
     config.agent_script = cli.agent_script.clone();
-    let host = PluginHost::load(config).await?;
+    let host = Arc::new(PluginHost::load(config).await?);
     let code = match &cli.command {
         Command::Plugins => {
             output::print_plugins(&host, cli.json)?;
             ExitCode::SUCCESS
         }
+        Command::Worker(args) => jobs::worker(host.clone(), args, cli.json).await?,
+        Command::Jobs(args) => jobs::jobs(&host, args, cli.json).await?,
         Command::Department(args) => department::run(&host, &cli.data_dir, cli.json, args).await?,
     };
     if let Err(error) = host.shutdown_all().await {

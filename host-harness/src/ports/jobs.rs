@@ -1,8 +1,11 @@
 //! RUSVEL's JobPort: a durable queue of work, run by the host's worker.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::Notify;
 
 use super::PortResult;
 
@@ -131,7 +134,8 @@ pub trait JobPort: Send + Sync {
     /// Queues a recurring job at the cron expression's next time; returns its id.
     async fn schedule(&self, job: NewJob, cron: &str) -> PortResult<String>;
 
-    /// Cancels a queued or held job.
+    /// Cancels a queued (or scheduled) or held job; for a recurring job, also stops the
+    /// future runs of its schedule.
     async fn cancel(&self, id: &str) -> PortResult<()>;
 
     /// Reads one job.
@@ -155,4 +159,10 @@ pub trait JobPort: Send + Sync {
 
     /// Approves a held job, which then succeeds.
     async fn approve(&self, id: &str) -> PortResult<()>;
+
+    /// A signal notified whenever this port queues a job, so an idle worker can wake before
+    /// its next poll; `None` when the adapter cannot tell (the worker then only polls).
+    fn enqueued(&self) -> Option<Arc<Notify>> {
+        None
+    }
 }

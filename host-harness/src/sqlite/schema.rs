@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     result TEXT,
     cron TEXT,
     metadata TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    series_id TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (status, kind, scheduled_at);
 CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, id);
@@ -60,8 +61,32 @@ CREATE INDEX IF NOT EXISTS jobs_by_session ON jobs (session_id, id);
 CREATE INDEX IF NOT EXISTS jobs_leases ON jobs (status, lease_until);
 ";
 
-/// Creates missing tables and indexes.
+/// Columns added after the first release: (table, column, definition).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    // The runs of one cron schedule share the id of its first run.
+    ("jobs", "series_id", "TEXT"),
+];
+
+/// Indexes on added columns, created once the columns exist.
+const LATE_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS jobs_by_series ON jobs (series_id, status);
+";
+
+/// Creates missing tables, columns and indexes.
 pub(crate) fn migrate(connection: &Connection) -> PortResult<()> {
     connection.execute_batch(SCHEMA)?;
+    for (table, column, definition) in ADDED_COLUMNS {
+        let present: bool = connection.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+            [table, column],
+            |row| row.get(0),
+        )?;
+        if !present {
+            connection.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition};"
+            ))?;
+        }
+    }
+    connection.execute_batch(LATE_INDEXES)?;
     Ok(())
 }
