@@ -74,3 +74,11 @@ rusvel infra events --limit 200 | grep -E "^CREATED_AT|infra\.alert\." || echo "
 
 step "Incident opened automatically for the Down check (auto_open_incident in plugins/infra.json)"
 monitor infra.incidents.list '"status":"open"'
+
+step "Schedule a health scan every minute (infra.monitor.schedule -> durable job queue)"
+SCHEDULED=$(monitor infra.monitor.schedule '"every_minutes":1')
+echo "$SCHEDULED"
+JOB_ID=$(printf '%s' "$SCHEDULED" | python3 -c 'import json,sys; print(json.load(sys.stdin)["job_id"])')
+rusvel jobs --kind infra.health_scan --limit 3
+echo "(\`rusvel-host worker\` runs due jobs; this demo cancels its schedule instead)"
+rusvel jobs cancel "$JOB_ID"
