@@ -4,58 +4,13 @@
 //! Needs the built Infra component: `$INFRA_COMPONENT` (set by `make test`) or the
 //! workspace's `guest-release` build.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
 
-fn component() -> PathBuf {
-    let path = std::env::var_os("INFRA_COMPONENT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/wasm32-wasip2/guest-release/dept_infra.wasm")
-        });
-    assert!(
-        path.exists(),
-        "build the component first (`make test`): {}",
-        path.display()
-    );
-    path
-}
+mod common;
 
-fn setup() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
-    std::fs::copy(component(), dir.path().join("plugins/infra.wasm")).unwrap();
-    dir
-}
-
-fn rusvel(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rusvel-host"))
-        .arg("--plugins")
-        .arg(dir.join("plugins"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(args)
-        .output()
-        .expect("rusvel-host runs")
-}
-
-fn succeeded(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "exit {:?}, stderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn json_stdout(output: &Output) -> Value {
-    serde_json::from_str(&succeeded(output)).expect("stdout is JSON")
-}
+use common::{json_stdout, rusvel, setup, succeeded};
 
 #[test]
 fn the_deploy_command_stores_a_deployment_with_the_remembered_session() {
