@@ -72,6 +72,11 @@ struct Cli {
     #[arg(long = "agent-script", global = true, env = "RUSVEL_AGENT_SCRIPT")]
     agent_script: Option<PathBuf>,
 
+    /// Where compiled components are cached (default `<data-dir>/cache`); several data
+    /// directories may share one cache.
+    #[arg(long = "cache-dir", global = true, env = "RUSVEL_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -125,6 +130,9 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut config = HostConfig::new(&cli.plugins, &cli.data_dir);
     config.agent_script = cli.agent_script.clone();
+    if let Some(cache_dir) = &cli.cache_dir {
+        config.cache_dir = Some(cache_dir.clone());
+    }
     let host = Arc::new(PluginHost::load(config).await?);
     let code = match &cli.command {
         Command::Plugins => {

@@ -41,6 +41,11 @@ pub fn rusvel(dir: &Path, args: &[&str]) -> Output {
         .arg(dir.join("plugins"))
         .arg("--data-dir")
         .arg(dir.join("data"))
+        // One compile cache for every test, so the component is compiled once per run.
+        .env(
+            "RUSVEL_CACHE_DIR",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-cache"),
+        )
         .args(args)
         .output()
         .expect("rusvel-host runs")
