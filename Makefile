@@ -13,7 +13,7 @@ PLUGINS     ?= plugins
 DATA_DIR    ?= .rusvel
 HOST        := target/debug/rusvel-host
 
-.PHONY: all setup component fixtures host plugin run test bench lint clean-data
+.PHONY: all setup component fixtures host plugin run test fuzz-replay bench lint clean-data
 
 all: plugin host
 
@@ -44,6 +44,12 @@ run: plugin host
 test: plugin fixtures host
 	$(CARGO) test -p infra-engine --features memory-ports
 	INFRA_COMPONENT=$(abspath $(COMPONENT)) $(CARGO) test -p rusvel-host -p integration-tests
+	$(MAKE) fuzz-replay
+
+# The fuzz target's inputs replayed on stable: the seed corpus plus 5000 fixed-seed random
+# cases (FUZZ_CASES, FUZZ_SEED). Coverage-guided fuzzing needs nightly; see the README.
+fuzz-replay:
+	cd fuzz && $(CARGO) test --lib --release
 
 bench: component
 	$(CARGO) run --release -p rusvel-bench -- --component $(COMPONENT)

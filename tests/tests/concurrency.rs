@@ -242,7 +242,7 @@ async fn incident_storm(t: &Arc<TestHost>) -> Vec<(usize, Outcome)> {
             }
         })
         .collect();
-    let outcomes = run_together(&t, calls).await;
+    let outcomes = run_together(t, calls).await;
 
     // A success wrote a change if and only if its own note is in the timeline it returned.
     let mut changed = Vec::new();
@@ -356,7 +356,7 @@ async fn deployment_storm(t: &Arc<TestHost>) {
                 )
             })
             .collect();
-        let outcomes = run_together(&t, calls).await;
+        let outcomes = run_together(t, calls).await;
         let stats = summary(&outcomes);
 
         let mut winners: Vec<String> = outcomes

@@ -348,3 +348,30 @@ fn as_strings(value: &Value) -> Vec<String> {
         .map(|v| v.as_str().unwrap().to_string())
         .collect()
 }
+
+/// The largest page the schema allows, of incidents with the longest descriptions it allows,
+/// still fits the host's cap on one tool output.
+#[tokio::test]
+async fn the_largest_page_of_the_largest_incidents_fits_the_output_cap() {
+    let t = TestHost::start().await;
+    let schema = t.host.plugin("infra").unwrap().manifest_json()["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|tool| tool["name"] == "infra.incidents.list")
+        .unwrap()["parameters_schema"]
+        .clone();
+    let max_limit = schema["properties"]["limit"]["maximum"].as_u64().unwrap();
+    let description = "d".repeat(10_000);
+    for n in 0..max_limit {
+        t.ok(
+            "infra.incidents.create",
+            json!({"title": format!("incident {n}"), "description": description, "severity": "P3"}),
+        )
+        .await;
+    }
+
+    let page = t.ok("infra.incidents.list", json!({"limit": max_limit})).await;
+
+    assert_eq!(page["incidents"].as_array().unwrap().len() as u64, max_limit);
+}

@@ -4,8 +4,9 @@ use serde::Serialize;
 
 /// The page size when a caller names none.
 pub const DEFAULT_LIMIT: u32 = 50;
-/// The largest page a caller may ask for.
-pub const MAX_LIMIT: u32 = 500;
+/// The largest page a caller may ask for: 200 incidents with the longest descriptions still
+/// fit the host's 4 MiB cap on one tool output.
+pub const MAX_LIMIT: u32 = 200;
 
 /// Which slice of a list to return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

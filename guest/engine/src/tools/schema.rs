@@ -66,7 +66,7 @@ pub fn limit() -> Value {
         "minimum": 1,
         "maximum": MAX_LIMIT,
         "default": DEFAULT_LIMIT,
-        "description": "At most this many items (default 50, at most 500).",
+        "description": "At most this many items (default 50, at most 200).",
     })
 }
 
