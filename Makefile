@@ -7,11 +7,13 @@
 
 CARGO       ?= cargo
 WASM_TARGET := wasm32-wasip2
-GUEST_DIR   := target/$(WASM_TARGET)/guest-release
+# Cargo's output directory; honours CARGO_TARGET_DIR like cargo itself.
+TARGET_DIR  := $(or $(CARGO_TARGET_DIR),target)
+GUEST_DIR   := $(TARGET_DIR)/$(WASM_TARGET)/guest-release
 COMPONENT   := $(GUEST_DIR)/dept_infra.wasm
 PLUGINS     ?= plugins
 DATA_DIR    ?= .rusvel
-HOST        := target/debug/rusvel-host
+HOST        := $(TARGET_DIR)/debug/rusvel-host
 
 .PHONY: all setup component fixtures host plugin run test fuzz-replay bench lint clean-data
 
@@ -38,7 +40,7 @@ host:
 	$(CARGO) build -p rusvel-host -p integration-tests --bins
 
 run: plugin host
-	HOST=$(HOST) DEMO_SERVICES=target/debug/demo-services PLUGINS=$(PLUGINS) \
+	HOST=$(HOST) DEMO_SERVICES=$(TARGET_DIR)/debug/demo-services PLUGINS=$(PLUGINS) \
 		DATA_DIR=$(DATA_DIR) bash scripts/demo.sh
 
 test: plugin fixtures host
