@@ -59,7 +59,8 @@ step "Register checks against $BASE (healthy, slow, failing)"
 monitor infra.monitor.add_check "\"service\":\"rusvel-api\",\"endpoint\":\"$BASE/healthy\"" >/dev/null
 monitor infra.monitor.add_check "\"service\":\"rusvel-search\",\"endpoint\":\"$BASE/slow\",\"degraded_ms\":200,\"response_limit_ms\":2000" >/dev/null
 monitor infra.monitor.add_check "\"service\":\"rusvel-billing\",\"endpoint\":\"$BASE/failing\",\"failure_threshold\":3" >/dev/null
-echo "3 checks registered in session $MONITOR_SESSION"
+echo "3 checks registered in session $MONITOR_SESSION; to look at them later:"
+echo "  rusvel-host infra tool infra.monitor.status '{\"session_id\":\"$MONITOR_SESSION\"}'"
 
 for round in 1 2 3; do
   step "Probe round $round (infra.monitor.run)"

@@ -371,7 +371,12 @@ async fn the_largest_page_of_the_largest_incidents_fits_the_output_cap() {
         .await;
     }
 
-    let page = t.ok("infra.incidents.list", json!({"limit": max_limit})).await;
+    let page = t
+        .ok("infra.incidents.list", json!({"limit": max_limit}))
+        .await;
 
-    assert_eq!(page["incidents"].as_array().unwrap().len() as u64, max_limit);
+    assert_eq!(
+        page["incidents"].as_array().unwrap().len() as u64,
+        max_limit
+    );
 }

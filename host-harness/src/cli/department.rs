@@ -64,15 +64,7 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let (department, rest) = args.split_first().context("missing department id")?;
     let Some(plugin) = host.plugin(department) else {
-        let loaded: Vec<&str> = host.plugins().map(Plugin::id).collect();
-        bail!(
-            "unknown command or department `{department}` (loaded departments: {})",
-            if loaded.is_empty() {
-                "none".to_string()
-            } else {
-                loaded.join(", ")
-            }
-        );
+        bail!("{}", unknown_department(host, department));
     };
 
     let builtin = DepartmentCli::command();
@@ -203,8 +195,25 @@ async fn list(
 ) -> anyhow::Result<ExitCode> {
     let id = plugin.id();
     let kinds: Vec<String> = match kind {
-        Some(kind) if kind.starts_with(&format!("{id}_")) => vec![kind],
-        Some(kind) => vec![format!("{id}_{kind}")],
+        Some(kind) => {
+            let kind = if kind.starts_with(&format!("{id}_")) {
+                kind
+            } else {
+                format!("{id}_{kind}")
+            };
+            let known = known_kinds(host, plugin).await?;
+            if !known.contains(&kind) {
+                let short: Vec<&str> = known
+                    .iter()
+                    .map(|k| k.strip_prefix(&format!("{id}_")).unwrap_or(k))
+                    .collect();
+                bail!(
+                    "department `{id}` has no object kind `{kind}` (kinds: {})",
+                    short.join(", ")
+                );
+            }
+            vec![kind]
+        }
         None => host
             .store()
             .count_by_kind(&format!("{id}_"))
@@ -370,4 +379,46 @@ fn summary(object: &Value) -> String {
         .map(|field| text(object, field))
         .find(|value| !value.is_empty())
         .unwrap_or_default()
+}
+
+/// The object kinds a department declares (through the fields it asks to index) or has stored.
+async fn known_kinds(host: &PluginHost, plugin: &Plugin) -> anyhow::Result<Vec<String>> {
+    let mut kinds: Vec<String> = plugin
+        .registration()
+        .indexed_fields
+        .iter()
+        .map(|(kind, _)| kind.clone())
+        .collect();
+    let stored = host
+        .store()
+        .count_by_kind(&format!("{}_", plugin.id()))
+        .await?;
+    kinds.extend(stored.into_iter().map(|(kind, _)| kind));
+    kinds.sort();
+    kinds.dedup();
+    Ok(kinds)
+}
+
+/// Why `department` is not available, with what to do about it: the plugin directory may be
+/// missing or empty, or the department's file may have failed to load.
+fn unknown_department(host: &PluginHost, department: &str) -> String {
+    let dir = &host.config().plugins_dir;
+    let loaded: Vec<&str> = host.plugins().map(Plugin::id).collect();
+    let mut message = format!("unknown command or department `{department}`");
+    if loaded.is_empty() {
+        message.push_str(&format!("; no plugins are loaded from {}", dir.display()));
+        if !dir.is_dir() {
+            message.push_str(" (the directory does not exist: pass --plugins DIR)");
+        }
+    } else {
+        message.push_str(&format!(" (loaded departments: {})", loaded.join(", ")));
+    }
+    for failure in host.failures() {
+        message.push_str(&format!(
+            "\n  failed to load {}: {}",
+            failure.path.display(),
+            failure.error
+        ));
+    }
+    message
 }

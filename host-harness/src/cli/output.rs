@@ -76,7 +76,7 @@ pub fn print_plugins(host: &PluginHost, as_json: bool) -> anyhow::Result<()> {
             host.config().plugins_dir.display()
         );
     } else {
-        print_table(&["ID", "NAME", "VERSION", "TOOLS", "EVENTS"], &rows)?;
+        print_table(&["ID", "NAME", "CONTRACT", "TOOLS", "EVENTS"], &rows)?;
     }
     if !host.failures().is_empty() {
         outln!();
