@@ -509,3 +509,58 @@ async fn invalid_check_settings_are_refused_naming_the_fields() {
     }
     assert_eq!(t.count("infra_healthcheck").await, 0);
 }
+
+/// The periodic scan end to end: the schedule tool queues a recurring job, the host's worker
+/// dequeues it when due and runs it on the component, the probe results are stored, and the
+/// next run of the schedule is queued.
+#[tokio::test]
+async fn a_scheduled_scan_runs_through_the_worker_and_stores_its_results() {
+    let server = HttpFixture::start(vec![("/ok", Route::status(200, "ok"))])
+        .await
+        .unwrap();
+    let t = host().await;
+    let check = add(&t, "api", &server.url("/ok"), json!({})).await;
+    // Six fields: every second, so the first run is due almost at once.
+    t.ok("infra.monitor.schedule", json!({"cron": "* * * * * *"}))
+        .await;
+
+    let mut run = None;
+    for _ in 0..50 {
+        run = rusvel_host::worker::run_one(&t.host).await.unwrap();
+        if run.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let Some(rusvel_host::worker::JobRun::Succeeded { id, kind }) = run else {
+        panic!("the scan did not run: {run:?}");
+    };
+    assert_eq!(kind, "infra.health_scan");
+    let done = t.host.ports().jobs.get(&id).await.unwrap().unwrap();
+    let result = done.result.expect("the job's result is stored");
+    assert_eq!(result["probed"], 1, "{result}");
+    assert_eq!(t.count("infra_probe").await, 1);
+    let stored = t
+        .host
+        .store()
+        .get("infra_healthcheck", &check)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored["last_checked"].is_string());
+    let queued = t
+        .host
+        .ports()
+        .jobs
+        .list(&rusvel_host::ports::JobFilter {
+            kinds: vec!["infra.health_scan".into()],
+            statuses: vec![rusvel_host::ports::JobStatus::Queued],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1, "the schedule's next run is queued");
+    assert_ne!(queued[0].id, id);
+    assert_eq!(queued[0].cron.as_deref(), Some("* * * * * *"));
+}
