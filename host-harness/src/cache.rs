@@ -1,13 +1,36 @@
 //! Compiling components, with an on-disk cache of compiled artifacts.
 //!
-//! The cache key is the SHA-256 of the component bytes together with the engine's
-//! precompile-compatibility hash (which covers settings such as epoch interruption), so a
-//! changed component or engine configuration never loads a stale artifact. Artifacts live
-//! in `<data-dir>/cache/`, a directory the host itself writes; loading one skips
-//! validation, so that directory must not be writable by anyone the host does not trust.
+//! # Key
+//!
+//! An entry's file name is the SHA-256 of the component bytes, the engine's
+//! precompile-compatibility hash (which covers settings such as epoch interruption and the
+//! allocator) and this crate's version, so a changed component or engine configuration
+//! never even looks at an old entry.
+//!
+//! # Entry format
+//!
+//! `<data-dir>/cache/<key>.cwasm` holds a 48-byte header followed by the artifact that
+//! `Component::serialize` produced:
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 0..8 | magic `RUSVELC1` |
+//! | 8..16 | artifact length, little-endian `u64` |
+//! | 16..48 | SHA-256 of the artifact |
+//!
+//! Loading checks the magic, the length and the checksum before the artifact reaches
+//! `Component::deserialize`, which trusts its input (it maps the code as executable). A
+//! corrupt, truncated or foreign entry is reported, compiled again and overwritten; it is
+//! never loaded. Writers put the entry in a temporary file with a name unique to the
+//! process, the thread and the write, then rename it into place, so concurrent hosts or
+//! threads never see half an entry and never collide.
+//!
+//! The directory must still not be writable by anyone the host does not trust: the checksum
+//! catches damage, not an attacker who can write both the artifact and its checksum.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -15,42 +38,107 @@ use wasmtime::Engine;
 
 use crate::error::{describe, HostError};
 
+/// First bytes of every cache entry.
+const MAGIC: &[u8; 8] = b"RUSVELC1";
+
+/// Magic, length and checksum.
+const HEADER_LEN: usize = 8 + 8 + 32;
+
+/// Where a compiled component came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// No cache directory: compiled.
+    Uncached,
+    /// A verified entry was loaded.
+    Hit,
+    /// No entry yet: compiled and (if the directory was writable) stored.
+    Compiled,
+    /// An entry existed but was unusable (the reason says why): compiled and replaced.
+    Rebuilt(String),
+}
+
 /// Compiles the component at `path`, through the cache when `cache_dir` is given.
 pub fn load_component(
     engine: &Engine,
     path: &Path,
     cache_dir: Option<&Path>,
 ) -> Result<Component, HostError> {
+    load_component_with_outcome(engine, path, cache_dir).map(|(component, _)| component)
+}
+
+/// Like [`load_component`], also saying whether the cache served the component.
+pub fn load_component_with_outcome(
+    engine: &Engine,
+    path: &Path,
+    cache_dir: Option<&Path>,
+) -> Result<(Component, CacheOutcome), HostError> {
     let bytes = std::fs::read(path).map_err(|source| HostError::Io {
         path: path.into(),
         source,
     })?;
     let Some(cache_dir) = cache_dir else {
-        return compile(engine, path, &bytes);
+        return Ok((compile(engine, path, &bytes)?, CacheOutcome::Uncached));
     };
 
-    let cached = cache_dir.join(format!("{}.cwasm", cache_key(engine, &bytes)));
-    if cached.exists() {
-        // SAFETY: the file was written by `Component::serialize` of this host into its own
-        // data directory, and its name binds it to these exact bytes and engine settings.
-        match unsafe { Component::deserialize_file(engine, &cached) } {
-            Ok(component) => {
-                tracing::debug!(path = %path.display(), "compiled component loaded from cache");
-                return Ok(component);
-            }
-            Err(error) => tracing::info!(
-                cache = %cached.display(),
-                reason = %describe(&error),
-                "cached component unusable; compiling again"
-            ),
+    let entry = cache_dir.join(format!("{}.cwasm", cache_key(engine, &bytes)));
+    let outcome = match read_entry(engine, &entry) {
+        Ok(Some(component)) => {
+            tracing::debug!(path = %path.display(), "compiled component loaded from cache");
+            return Ok((component, CacheOutcome::Hit));
         }
-    }
+        Ok(None) => CacheOutcome::Compiled,
+        Err(reason) => {
+            tracing::warn!(
+                cache = %entry.display(),
+                %reason,
+                "cached component unusable; compiling again"
+            );
+            CacheOutcome::Rebuilt(reason)
+        }
+    };
 
     let component = compile(engine, path, &bytes)?;
-    if let Err(error) = store(&component, cache_dir, &cached) {
-        tracing::info!(cache = %cached.display(), %error, "compiled component not cached");
+    if let Err(error) = write_entry(&component, cache_dir, &entry) {
+        tracing::info!(cache = %entry.display(), %error, "compiled component not cached");
     }
-    Ok(component)
+    Ok((component, outcome))
+}
+
+/// Reads and verifies an entry: `Ok(None)` when there is none, `Err` when it is unusable.
+fn read_entry(engine: &Engine, entry: &Path) -> Result<Option<Component>, String> {
+    let contents = match std::fs::read(entry) {
+        Ok(contents) => contents,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(format!("unreadable: {error}")),
+    };
+    let artifact = verified_artifact(&contents)?;
+    // SAFETY: `artifact` is byte for byte what `Component::serialize` of this host wrote
+    // (its SHA-256 matches the one stored beside it), and the entry's name binds it to these
+    // component bytes and engine settings; wasmtime checks the engine settings again.
+    unsafe { Component::deserialize(engine, artifact) }
+        .map(Some)
+        .map_err(|error| format!("not loadable: {}", describe(&error)))
+}
+
+/// The artifact of an entry, after its magic, length and checksum are checked.
+fn verified_artifact(contents: &[u8]) -> Result<&[u8], String> {
+    if contents.len() < HEADER_LEN || &contents[..8] != MAGIC {
+        return Err("not a cache entry of this host (bad header)".into());
+    }
+    let mut length = [0u8; 8];
+    length.copy_from_slice(&contents[8..16]);
+    let length = u64::from_le_bytes(length);
+    let artifact = &contents[HEADER_LEN..];
+    if artifact.len() as u64 != length {
+        return Err(format!(
+            "truncated or extended: {} artifact bytes, header says {length}",
+            artifact.len()
+        ));
+    }
+    if Sha256::digest(artifact).as_slice() != &contents[16..HEADER_LEN] {
+        return Err("checksum mismatch (corrupt entry)".into());
+    }
+    Ok(artifact)
 }
 
 fn compile(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component, HostError> {
@@ -89,13 +177,38 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-fn store(component: &Component, cache_dir: &Path, cached: &PathBuf) -> Result<(), String> {
+/// Writes an entry through a uniquely named temporary file and an atomic rename.
+fn write_entry(component: &Component, cache_dir: &Path, entry: &Path) -> Result<(), String> {
     let artifact = component.serialize().map_err(|error| describe(&error))?;
+    let mut contents = Vec::with_capacity(HEADER_LEN + artifact.len());
+    contents.extend_from_slice(MAGIC);
+    contents.extend_from_slice(&(artifact.len() as u64).to_le_bytes());
+    contents.extend_from_slice(&Sha256::digest(&artifact));
+    contents.extend_from_slice(&artifact);
+
     std::fs::create_dir_all(cache_dir).map_err(|error| error.to_string())?;
-    // Write then rename, so a concurrent reader never sees half a file.
-    let partial = cached.with_extension(format!("partial-{}", std::process::id()));
-    std::fs::write(&partial, artifact).map_err(|error| error.to_string())?;
-    std::fs::rename(&partial, cached).map_err(|error| error.to_string())
+    let partial = partial_name(entry);
+    let written = std::fs::write(&partial, &contents)
+        .and_then(|()| std::fs::rename(&partial, entry))
+        .map_err(|error| error.to_string());
+    if written.is_err() {
+        // Best effort: a leftover temporary file is harmless but wastes space.
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
+/// A temporary name next to `entry`, unique to this process, thread and write.
+fn partial_name(entry: &Path) -> PathBuf {
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let mut thread = std::collections::hash_map::DefaultHasher::new();
+    std::thread::current().id().hash(&mut thread);
+    entry.with_extension(format!(
+        "partial-{}-{:x}-{}",
+        std::process::id(),
+        thread.finish(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
@@ -110,4 +223,162 @@ fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest valid component: the preamble alone (magic, version 0x0d, layer 1).
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        component: PathBuf,
+        cache: PathBuf,
+        engine: Engine,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let component = dir.path().join("empty.wasm");
+        std::fs::write(&component, EMPTY_COMPONENT).unwrap();
+        let cache = dir.path().join("cache");
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        Fixture {
+            component,
+            cache,
+            engine: Engine::new(&config).unwrap(),
+            _dir: dir,
+        }
+    }
+
+    impl Fixture {
+        fn load(&self) -> CacheOutcome {
+            load_component_with_outcome(&self.engine, &self.component, Some(&self.cache))
+                .unwrap()
+                .1
+        }
+
+        fn entry(&self) -> PathBuf {
+            let entries: Vec<PathBuf> = std::fs::read_dir(&self.cache)
+                .unwrap()
+                .map(|entry| entry.unwrap().path())
+                .collect();
+            assert_eq!(entries.len(), 1, "{entries:?}");
+            assert_eq!(entries[0].extension().unwrap(), "cwasm");
+            entries[0].clone()
+        }
+    }
+
+    #[test]
+    fn a_second_load_is_served_from_the_cache() {
+        let fixture = fixture();
+        assert_eq!(fixture.load(), CacheOutcome::Compiled);
+        assert_eq!(fixture.load(), CacheOutcome::Hit);
+        let contents = std::fs::read(fixture.entry()).unwrap();
+        assert_eq!(&contents[..8], MAGIC);
+        assert!(verified_artifact(&contents).is_ok());
+    }
+
+    #[test]
+    fn a_corrupt_entry_is_detected_recompiled_and_replaced() {
+        let fixture = fixture();
+        fixture.load();
+        let entry = fixture.entry();
+        let mut contents = std::fs::read(&entry).unwrap();
+        let middle = HEADER_LEN + (contents.len() - HEADER_LEN) / 2;
+        contents[middle] ^= 0x5a;
+        std::fs::write(&entry, &contents).unwrap();
+
+        match fixture.load() {
+            CacheOutcome::Rebuilt(reason) => assert!(reason.contains("checksum"), "{reason}"),
+            other => panic!("corrupt entry not detected: {other:?}"),
+        }
+        // The replacement is sound: the next load is a hit.
+        assert_eq!(fixture.load(), CacheOutcome::Hit);
+    }
+
+    #[test]
+    fn a_truncated_entry_is_detected_and_rebuilt() {
+        let fixture = fixture();
+        fixture.load();
+        let entry = fixture.entry();
+        let contents = std::fs::read(&entry).unwrap();
+        std::fs::write(&entry, &contents[..contents.len() - 7]).unwrap();
+        match fixture.load() {
+            CacheOutcome::Rebuilt(reason) => assert!(reason.contains("truncated"), "{reason}"),
+            other => panic!("truncated entry not detected: {other:?}"),
+        }
+        assert_eq!(fixture.load(), CacheOutcome::Hit);
+
+        // Shorter than a header, or not ours at all.
+        std::fs::write(&entry, b"RUSV").unwrap();
+        assert!(matches!(fixture.load(), CacheOutcome::Rebuilt(_)));
+        assert_eq!(fixture.load(), CacheOutcome::Hit);
+    }
+
+    #[test]
+    fn a_verified_entry_from_other_engine_settings_is_refused_by_wasmtime() {
+        let fixture = fixture();
+        fixture.load();
+        let entry = fixture.entry();
+        // A well-formed entry whose artifact was built with other settings, placed under
+        // this engine's key (as a stale file from an older host could be).
+        let mut other_config = wasmtime::Config::new();
+        other_config
+            .wasm_component_model(true)
+            .epoch_interruption(true);
+        let other_engine = Engine::new(&other_config).unwrap();
+        let other = Component::from_binary(&other_engine, EMPTY_COMPONENT).unwrap();
+        write_entry(&other, &fixture.cache, &entry).unwrap();
+
+        match fixture.load() {
+            CacheOutcome::Rebuilt(reason) => assert!(reason.contains("not loadable"), "{reason}"),
+            other => panic!("stale entry not detected: {other:?}"),
+        }
+        assert_eq!(fixture.load(), CacheOutcome::Hit);
+    }
+
+    #[test]
+    fn concurrent_writers_never_collide_or_leave_partial_files() {
+        let fixture = fixture();
+        let component = Component::from_binary(&fixture.engine, EMPTY_COMPONENT).unwrap();
+        let entry = fixture.cache.join("shared.cwasm");
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..10 {
+                        write_entry(&component, &fixture.cache, &entry).unwrap();
+                        let contents = std::fs::read(&entry).unwrap();
+                        verified_artifact(&contents).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(fixture.entry(), entry, "temporary files were left behind");
+        assert!(read_entry(&fixture.engine, &entry).unwrap().is_some());
+    }
+
+    #[test]
+    fn temporary_names_differ_per_write_and_thread() {
+        let entry = Path::new("/cache/x.cwasm");
+        let here = (partial_name(entry), partial_name(entry));
+        let there = std::thread::spawn(move || partial_name(entry))
+            .join()
+            .unwrap();
+        assert_ne!(here.0, here.1);
+        assert_ne!(here.0, there);
+        assert_ne!(here.1, there);
+    }
+
+    #[test]
+    fn without_a_cache_directory_nothing_is_written() {
+        let fixture = fixture();
+        let (_, outcome) =
+            load_component_with_outcome(&fixture.engine, &fixture.component, None).unwrap();
+        assert_eq!(outcome, CacheOutcome::Uncached);
+        assert!(!fixture.cache.exists());
+    }
 }

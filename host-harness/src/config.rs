@@ -52,6 +52,12 @@ impl HostConfig {
     }
 }
 
+/// The longest deadline a sidecar may give one call: an hour.
+pub const MAX_CALL_TIMEOUT_MS: u64 = 3_600_000;
+
+/// The largest sidecar file read; settings are a few hundred bytes.
+const MAX_SIDECAR_BYTES: u64 = 1024 * 1024;
+
 /// Per-call resource limits of one plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -105,6 +111,26 @@ impl PluginSettings {
     /// Reads the sidecar beside `wasm_path`, or the defaults when there is none.
     pub fn for_component(wasm_path: &Path) -> Result<PluginSettings, HostError> {
         let sidecar = wasm_path.with_extension("json");
+        // Only a regular file of sane size: a FIFO or `/dev/zero` behind the name must not
+        // hang or exhaust the host.
+        match std::fs::metadata(&sidecar) {
+            Ok(meta) if !meta.is_file() => {
+                return Err(HostError::InvalidSettings {
+                    path: sidecar,
+                    reason: "not a regular file".into(),
+                })
+            }
+            Ok(meta) if meta.len() > MAX_SIDECAR_BYTES => {
+                return Err(HostError::InvalidSettings {
+                    path: sidecar,
+                    reason: format!(
+                        "{} bytes, over the {MAX_SIDECAR_BYTES} byte limit",
+                        meta.len()
+                    ),
+                })
+            }
+            _ => {}
+        }
         let text = match std::fs::read_to_string(&sidecar) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -133,8 +159,10 @@ impl PluginSettings {
 
     /// Checks limits and outbound patterns.
     pub fn validate(&self) -> Result<(), String> {
-        if self.limits.call_timeout_ms == 0 {
-            return Err("limits.call_timeout_ms must be above 0".into());
+        if self.limits.call_timeout_ms == 0 || self.limits.call_timeout_ms > MAX_CALL_TIMEOUT_MS {
+            return Err(format!(
+                "limits.call_timeout_ms must be between 1 and {MAX_CALL_TIMEOUT_MS} (one hour)"
+            ));
         }
         if self.limits.memory_mib == 0 || self.limits.memory_mib > 4096 {
             return Err("limits.memory_mib must be between 1 and 4096".into());
@@ -185,5 +213,22 @@ mod tests {
             }
         );
         assert_eq!(settings.config["a"], 1);
+    }
+
+    #[test]
+    fn a_deadline_past_an_hour_is_refused() {
+        let mut settings = PluginSettings::default();
+        settings.limits.call_timeout_ms = 10_000_000_000_000_000;
+        let error = settings.validate().unwrap_err();
+        assert!(error.contains("call_timeout_ms"), "{error}");
+    }
+
+    #[test]
+    fn a_sidecar_that_is_not_a_regular_file_is_refused_without_reading_it() {
+        let dir = std::env::temp_dir().join(format!("rusvel-config-{}", crate::clock::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.join("x.json")).unwrap();
+        let error = PluginSettings::for_component(&dir.join("x.wasm")).unwrap_err();
+        assert!(error.to_string().contains("not a regular file"), "{error}");
     }
 }

@@ -57,7 +57,18 @@ impl OutboundRule {
                 let (address, after) = inner
                     .split_once(']')
                     .ok_or_else(|| invalid("unclosed IPv6 bracket"))?;
-                (&rest[..address.len() + 2], after.strip_prefix(':'))
+                if address.is_empty() {
+                    return Err(invalid("empty IPv6 brackets"));
+                }
+                let port = match after {
+                    "" => None,
+                    _ => Some(
+                        after
+                            .strip_prefix(':')
+                            .ok_or_else(|| invalid("only `:port` may follow `]`"))?,
+                    ),
+                };
+                (&rest[..address.len() + 2], port)
             }
             None => match rest.rsplit_once(':') {
                 Some((host, port)) => (host, Some(port)),
@@ -67,12 +78,24 @@ impl OutboundRule {
         let port = match port_text {
             None => Some(default_port),
             Some("*") => None,
-            Some(text) => Some(
-                text.parse::<u16>()
-                    .map_err(|_| invalid("port must be 0-65535 or *"))?,
-            ),
+            Some(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+                match text.parse::<u16>() {
+                    Ok(port) if port > 0 => Some(port),
+                    _ => return Err(invalid("port must be 1-65535 or *")),
+                }
+            }
+            Some(_) => return Err(invalid("port must be 1-65535 or *")),
         };
-        if host.is_empty() || host.contains('*') {
+        // A host is a DNS name, an IPv4 address, or a bracketed IPv6 literal: nothing that a
+        // URL would read as something else (`?`, `#`, `%`, `\`, spaces) and no wildcards.
+        let plain = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-';
+        let valid_host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(v6) => v6
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.'),
+            None => !host.is_empty() && host.chars().all(plain),
+        };
+        if !valid_host {
             return Err(invalid(
                 "host must be a name or an address, without wildcards",
             ));
@@ -264,6 +287,17 @@ mod tests {
             "http://h:x",
             "http://h/path",
             "http://",
+            "http://[::1]garbage",
+            "http://[::1]8080",
+            "http://[]:80",
+            "http://127.0.0.1:80:*",
+            "http://127.0.0.1?x",
+            "http://127.0.0.1#x",
+            "http://ho st:80",
+            "http://127.0.0.1\\:80",
+            "http://%31%32%37.0.0.1:*",
+            "http://127.0.0.1:+80",
+            "http://127.0.0.1:0",
         ] {
             assert!(OutboundRule::parse(pattern).is_err(), "{pattern}");
         }

@@ -6,7 +6,7 @@
 
 use crate::bindings::rusvel::department::{agent, events, jobs, log, manifest, storage, types};
 use crate::capability::{self, MAX_EVENT_PAYLOAD, MAX_OBJECT};
-use crate::convert::{self, parse_json, to_json};
+use crate::convert::{self, parse_json};
 use crate::delivery::Delivery;
 use crate::ports::{self, PortError};
 use crate::sandbox::{ImportMode, PluginState};
@@ -101,13 +101,7 @@ impl storage::Host for PluginState {
 
     async fn get(&mut self, kind: String, id: String) -> WitResult<Option<String>> {
         self.object_access("storage.get", &kind)?;
-        Ok(self
-            .ports
-            .objects
-            .get(&kind, &id)
-            .await?
-            .as_ref()
-            .map(to_json))
+        Ok(self.ports.objects.get_text(&kind, &id).await?)
     }
 
     async fn delete(&mut self, kind: String, id: String) -> WitResult<()> {
@@ -121,12 +115,11 @@ impl storage::Host for PluginState {
         filter: storage::ObjectFilter,
     ) -> WitResult<Vec<String>> {
         self.object_access("storage.list", &kind)?;
-        let objects = self
+        Ok(self
             .ports
             .objects
-            .list(&kind, &convert::object_filter(filter))
-            .await?;
-        Ok(objects.iter().map(to_json).collect())
+            .list_text(&kind, &convert::object_filter(filter))
+            .await?)
     }
 
     async fn count(&mut self, kind: String, filter: storage::ObjectFilter) -> WitResult<u64> {

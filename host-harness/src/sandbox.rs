@@ -149,35 +149,80 @@ pub(crate) fn arm_deadline(store: &mut Store<PluginState>, timeout: Duration) {
     store.set_epoch_deadline(1);
 }
 
-/// Builds the engine: component model, epoch interruption, and the pooling allocator when
-/// the machine can reserve its address space (else on-demand allocation, logged).
+/// The environment variable that can force the instance allocator: `pooling` (the default)
+/// or `on-demand`. An unknown value is logged and ignored.
+pub const ALLOCATOR_ENV: &str = "RUSVEL_INSTANCE_ALLOCATOR";
+
+/// How the engine allocates instances (memories, tables, fiber stacks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceAllocator {
+    /// Slots reserved once when the engine is built and reused by every instance: the
+    /// cheapest instantiation, at the cost of reserving virtual address space up front.
+    Pooling,
+    /// Every instance maps and unmaps its own memory.
+    OnDemand,
+}
+
+impl InstanceAllocator {
+    /// The allocator [`ALLOCATOR_ENV`] asks for, [`InstanceAllocator::Pooling`] by default.
+    pub fn from_env() -> InstanceAllocator {
+        match std::env::var(ALLOCATOR_ENV).as_deref() {
+            Err(_) | Ok("") | Ok("pooling") => InstanceAllocator::Pooling,
+            Ok("on-demand") => InstanceAllocator::OnDemand,
+            Ok(other) => {
+                tracing::warn!(
+                    variable = ALLOCATOR_ENV,
+                    value = other,
+                    "unknown instance allocator (expected `pooling` or `on-demand`); pooling"
+                );
+                InstanceAllocator::Pooling
+            }
+        }
+    }
+}
+
+/// Builds the engine: component model, epoch interruption, and the allocator
+/// [`InstanceAllocator::from_env`] picks (pooling unless told otherwise).
 pub fn build_engine(max_memory: usize) -> Result<Engine, HostError> {
+    build_engine_with(max_memory, InstanceAllocator::from_env()).map(|(engine, _)| engine)
+}
+
+/// Builds the engine with the `preferred` allocator. Pooling falls back to on-demand
+/// allocation, with the reason logged, when the machine cannot reserve the pool (for
+/// example under a virtual memory `ulimit`). Returns the allocator actually in use.
+pub fn build_engine_with(
+    max_memory: usize,
+    preferred: InstanceAllocator,
+) -> Result<(Engine, InstanceAllocator), HostError> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
 
-    let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(POOL_COMPONENT_INSTANCES)
-        .total_core_instances(POOL_CORE_INSTANCES)
-        .total_memories(POOL_MEMORIES)
-        .total_tables(POOL_TABLES)
-        .total_stacks(POOL_COMPONENT_INSTANCES)
-        .max_memory_size(max_memory);
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    match Engine::new(&config) {
-        Ok(engine) => {
-            tracing::debug!("engine uses the pooling allocator");
-            Ok(engine)
-        }
-        Err(error) => {
-            tracing::info!(
+    if preferred == InstanceAllocator::Pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(POOL_COMPONENT_INSTANCES)
+            .total_core_instances(POOL_CORE_INSTANCES)
+            .total_memories(POOL_MEMORIES)
+            .total_tables(POOL_TABLES)
+            .total_stacks(POOL_COMPONENT_INSTANCES)
+            .max_memory_size(max_memory);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        match Engine::new(&config) {
+            Ok(engine) => {
+                tracing::debug!("engine uses the pooling allocator");
+                return Ok((engine, InstanceAllocator::Pooling));
+            }
+            Err(error) => tracing::warn!(
                 reason = %describe(&error),
                 "pooling allocator unavailable; instances are allocated on demand"
-            );
-            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
-            Engine::new(&config).map_err(|error| HostError::Engine(describe(&error)))
+            ),
         }
+    } else {
+        tracing::info!("instances are allocated on demand, as configured");
     }
+    config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    let engine = Engine::new(&config).map_err(|error| HostError::Engine(describe(&error)))?;
+    Ok((engine, InstanceAllocator::OnDemand))
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.

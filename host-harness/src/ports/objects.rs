@@ -80,4 +80,16 @@ pub trait ObjectStore: Send + Sync {
 
     /// Counts objects per kind for kinds starting with `prefix`, sorted by kind.
     async fn count_by_kind(&self, prefix: &str) -> PortResult<Vec<(String, u64)>>;
+
+    /// [`ObjectStore::get`] as JSON text, for callers that pass the document on as text (the
+    /// plugin imports). An adapter that stores JSON text can return it without parsing.
+    async fn get_text(&self, kind: &str, id: &str) -> PortResult<Option<String>> {
+        Ok(self.get(kind, id).await?.map(|data| data.to_string()))
+    }
+
+    /// [`ObjectStore::list`] as JSON texts; see [`ObjectStore::get_text`].
+    async fn list_text(&self, kind: &str, filter: &ObjectFilter) -> PortResult<Vec<String>> {
+        let objects = self.list(kind, filter).await?;
+        Ok(objects.iter().map(Value::to_string).collect())
+    }
 }

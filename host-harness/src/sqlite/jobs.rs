@@ -261,7 +261,10 @@ impl JobPort for SqliteJobPort {
             return Ok(None);
         }
         let now = self.now();
-        let lease = now + chrono::Duration::milliseconds(lease_ms.min(i64::MAX as u64) as i64);
+        // A lease past the end of the calendar is as good as no expiry: clamp, never overflow.
+        let lease = chrono::Duration::try_milliseconds(lease_ms.min(i64::MAX as u64) as i64)
+            .and_then(|lease| now.checked_add_signed(lease))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
         let now_text = clock::format_time(now);
         let kind_values = || kinds.iter().cloned().map(SqlValue::Text);
 
