@@ -122,12 +122,11 @@ async fn infra_answers_while_another_plugin_spins() {
     };
     // Let the spin call start, then serve Infra while it runs.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let started = Instant::now();
     infra_still_serves(&host, "served during spin").await;
+    // Ordering, not speed: had Infra waited for the spinning plugin, that call would be over.
     assert!(
-        started.elapsed() < Duration::from_millis(900),
-        "Infra waited for the spinning plugin: {:?}",
-        started.elapsed()
+        !spinning.is_finished(),
+        "Infra was served only after the spin call ended"
     );
     let error = spinning.await.unwrap().unwrap_err();
     let (fault, _) = fault_of(error, "spin", "spin.forever");
