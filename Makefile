@@ -54,7 +54,7 @@ fuzz-replay:
 	cd fuzz && $(CARGO) test --lib --release
 
 bench: component
-	$(CARGO) run --release -p rusvel-bench -- --component $(COMPONENT)
+	$(CARGO) run --profile bench-host -p rusvel-bench -- --component $(COMPONENT)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -57,9 +57,11 @@ pub(crate) async fn page_scaling(work: &Path, report: &mut Report) -> anyhow::Re
                 "INSERT INTO objects (kind, id, data, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?4)",
             )?;
-            for index in stored..size {
-                let (id, document) = paging_document(index, &sessions);
-                ours.put(INCIDENT_KIND, &id, &document).await?;
+            let batch: Vec<(String, Value)> = (stored..size)
+                .map(|index| paging_document(index, &sessions))
+                .collect();
+            ours.put_many(INCIDENT_KIND, &batch)?;
+            for (id, document) in batch {
                 let created = document["created_at"]
                     .as_str()
                     .unwrap_or_default()

@@ -19,10 +19,37 @@ pub struct SqliteObjectStore {
     db: Database,
 }
 
+/// Inserts an object or replaces it, bumping its version.
+const UPSERT: &str = "INSERT INTO objects
+        (kind, id, data, session_id, version, created_at, updated_at)
+     VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5)
+     ON CONFLICT (kind, id) DO UPDATE SET
+         data = excluded.data,
+         session_id = excluded.session_id,
+         version = objects.version + 1,
+         updated_at = excluded.updated_at";
+
 impl SqliteObjectStore {
     /// An object store on `db`.
     pub fn new(db: Database) -> SqliteObjectStore {
         SqliteObjectStore { db }
+    }
+
+    /// Writes many objects of one kind as [`ObjectStore::put`] does, in one transaction:
+    /// all of them or, on any error, none. For imports and bulk loads.
+    pub fn put_many(&self, kind: &str, objects: &[(String, Value)]) -> PortResult<()> {
+        let now = clock::now();
+        let mut connection = self.db.lock();
+        let transaction = connection.transaction()?;
+        {
+            let mut statement = transaction.prepare_cached(UPSERT)?;
+            for (id, data) in objects {
+                let text = serde_json::to_string(data)?;
+                statement.execute(params![kind, id, text, session_of(data), now])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(())
     }
 }
 
@@ -32,15 +59,7 @@ impl ObjectStore for SqliteObjectStore {
         let text = serde_json::to_string(data)?;
         let now = clock::now();
         let connection = self.db.lock();
-        let mut statement = connection.prepare_cached(
-            "INSERT INTO objects (kind, id, data, session_id, version, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5)
-             ON CONFLICT (kind, id) DO UPDATE SET
-                 data = excluded.data,
-                 session_id = excluded.session_id,
-                 version = objects.version + 1,
-                 updated_at = excluded.updated_at",
-        )?;
+        let mut statement = connection.prepare_cached(UPSERT)?;
         statement.execute(params![kind, id, text, session_of(data), now])?;
         Ok(())
     }

@@ -345,3 +345,34 @@ async fn counts_per_kind_cover_only_the_prefix() {
         ]
     );
 }
+
+#[tokio::test]
+async fn put_many_writes_every_object_like_put_does() {
+    let store = store();
+    store
+        .put("k", "b", &json!({"id": "b", "session_id": "s1"}))
+        .await
+        .unwrap();
+    let batch: Vec<(String, Value)> = ["a", "b", "c"]
+        .iter()
+        .map(|id| (id.to_string(), json!({"id": id, "session_id": "s1"})))
+        .collect();
+    store.put_many("k", &batch).unwrap();
+
+    let filter = ObjectFilter {
+        session_id: Some("s1".into()),
+        ..Default::default()
+    };
+    let mut listed = ids(&store.list("k", &filter).await.unwrap())
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    listed.sort();
+    assert_eq!(listed, ["a", "b", "c"]);
+    let version = |id: &'static str| {
+        let store = store.clone();
+        async move { store.get_versioned("k", id).await.unwrap().unwrap().version }
+    };
+    assert_eq!(version("a").await, 1);
+    assert_eq!(version("b").await, 2, "the existing object is replaced, not duplicated");
+}
