@@ -2,8 +2,9 @@
 //! dispatcher task, so a handler runs after the emitting call returned, and a depth count
 //! that stops handler-emits-event-triggers-handler cascades.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc;
 
@@ -22,6 +23,7 @@ pub const MAX_EVENT_DEPTH: u32 = 8;
 #[derive(Debug, Clone)]
 pub(crate) struct Delivery {
     pub(crate) event_id: String,
+    pub(crate) kind: String,
     /// 1 for an event emitted outside any handler, n + 1 for one emitted by a handler of an
     /// event at depth n.
     pub(crate) depth: u32,
@@ -32,22 +34,41 @@ pub(crate) struct Delivery {
 pub(crate) struct DeliveryQueue {
     sender: mpsc::Sender<Delivery>,
     pending: Arc<AtomicUsize>,
+    /// The kinds some plugin subscribed to, known once every plugin registered. Until then
+    /// every event is queued (a plugin registered earlier may want it).
+    subscribed: Arc<OnceLock<HashSet<String>>>,
 }
 
 impl DeliveryQueue {
     /// A queue over `sender`, counting in `pending`.
     pub(crate) fn new(sender: mpsc::Sender<Delivery>, pending: Arc<AtomicUsize>) -> DeliveryQueue {
-        DeliveryQueue { sender, pending }
+        DeliveryQueue {
+            sender,
+            pending,
+            subscribed: Arc::default(),
+        }
     }
 
     /// A queue that accepts nothing (for a host with no plugins).
     pub(crate) fn closed(pending: Arc<AtomicUsize>) -> DeliveryQueue {
         let (sender, _) = mpsc::channel(1);
-        DeliveryQueue { sender, pending }
+        DeliveryQueue::new(sender, pending)
+    }
+
+    /// Records the event kinds plugins subscribed to; from now on events of other kinds are
+    /// not queued at all (they are stored and broadcast, and nobody would handle them).
+    pub(crate) fn set_subscribed(&self, kinds: HashSet<String>) {
+        let _ = self.subscribed.set(kinds);
     }
 
     /// Queues a delivery; returns false (the event stays stored) when the queue is full.
+    /// An event of a kind no plugin subscribed to is not queued, and that is not a failure.
     pub(crate) fn send(&self, delivery: &Delivery) -> bool {
+        if let Some(subscribed) = self.subscribed.get() {
+            if !subscribed.contains(&delivery.kind) {
+                return true;
+            }
+        }
         self.pending.fetch_add(1, Ordering::SeqCst);
         if self.sender.try_send(delivery.clone()).is_ok() {
             true

@@ -124,9 +124,16 @@ impl PluginHost {
         // 3. Compile, link and read each manifest; first file wins a department id.
         let mut candidates: Vec<Candidate> = Vec::new();
         for (path, settings) in found {
+            let started = std::time::Instant::now();
             let loaded = match crate::cache::load_component(&engine, &path, cache_dir.as_deref()) {
                 Ok(component) => {
-                    Candidate::inspect(&engine, &linker, &path, component, settings, &ports).await
+                    let artifact = started.elapsed();
+                    Candidate::inspect(&engine, &linker, &path, component, settings, &ports)
+                        .await
+                        .map(|mut candidate| {
+                            candidate.times.artifact = artifact;
+                            candidate
+                        })
                 }
                 Err(error) => Err(error),
             };
@@ -169,6 +176,8 @@ impl PluginHost {
                 job_handlers.insert(kind.clone(), index);
             }
         }
+
+        deliveries.set_subscribed(subscriptions.keys().cloned().collect());
 
         let inner = Arc::new(HostInner {
             config,
@@ -348,10 +357,12 @@ impl PluginHost {
     /// Emits an event on behalf of the embedder: persisted, broadcast, then delivered to
     /// the plugins subscribed to its kind.
     pub async fn emit_event(&self, event: NewEvent) -> Result<String, HostError> {
+        let kind = event.kind.clone();
         let id = self.inner.ports.events.emit(event).await?;
         let queue = self.delivery_queue();
         queue.send(&Delivery {
             event_id: id.clone(),
+            kind,
             depth: 1,
         });
         Ok(id)
@@ -459,6 +470,11 @@ fn build_linker(engine: &Engine) -> Result<Linker<PluginState>, HostError> {
 async fn dispatch_events(host: Weak<HostInner>, mut receiver: mpsc::Receiver<Delivery>) {
     while let Some(delivery) = receiver.recv().await {
         let Some(inner) = host.upgrade() else { break };
+        if inner.subscribers(&delivery.kind).is_empty() {
+            // Queued while plugins were still registering; nobody subscribed after all.
+            inner.pending_deliveries.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
         match inner.ports.events.get(&delivery.event_id).await {
             Ok(Some(event)) => {
                 for (plugin, result) in

@@ -70,12 +70,13 @@ impl PluginState {
     }
 
     /// Queues the delivery of a freshly emitted event to subscribed plugins.
-    fn queue_delivery(&self, event_id: &str) {
+    fn queue_delivery(&self, event_id: &str, kind: &str) {
         let Some(deliveries) = &self.deliveries else {
             return;
         };
         let delivery = Delivery {
             event_id: event_id.to_string(),
+            kind: kind.to_string(),
             depth: self.event_depth + 1,
         };
         if !deliveries.send(&delivery) {
@@ -170,12 +171,12 @@ impl events::Host for PluginState {
             run_id: event.run_id,
             // The host, not the plugin, says where an event came from.
             source: self.plugin_id.clone(),
-            kind: event.kind,
+            kind: event.kind.clone(),
             payload: parse_json("event payload", &event.payload)?,
             metadata: parse_json("event metadata", &event.metadata)?,
         };
         let id = self.ports.events.emit(new_event).await?;
-        self.queue_delivery(&id);
+        self.queue_delivery(&id, &event.kind);
         Ok(id)
     }
 

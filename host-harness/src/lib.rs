@@ -76,5 +76,5 @@ pub use delivery::MAX_EVENT_DEPTH;
 pub use error::{CallSite, Fault, HostError};
 pub use host::{JobResult, PluginHost, ToolOutput};
 pub use loader::LoadFailure;
-pub use plugin::Plugin;
+pub use plugin::{LoadTimes, Plugin};
 pub use ports::{PortError, Ports};

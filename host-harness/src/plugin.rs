@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use wasmtime::component::{Component, Linker};
@@ -90,12 +90,32 @@ pub(crate) enum Reply {
     Unit(Result<(), WitError>),
 }
 
+/// How long each step of loading a plugin took, for logs and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadTimes {
+    /// Reading the component, then compiling it or loading its cached artifact.
+    pub artifact: Duration,
+    /// Linking its imports (`InstancePre`), a first instance and `manifest()`.
+    pub inspect: Duration,
+    /// A fresh instance, `register(config)`, the store indexes it asks for and the tool
+    /// argument validators.
+    pub register: Duration,
+}
+
+impl LoadTimes {
+    /// The whole load of this plugin.
+    pub fn total(&self) -> Duration {
+        self.artifact + self.inspect + self.register
+    }
+}
+
 /// A component that passed compilation, the WIT version check and `manifest()`.
 pub(crate) struct Candidate {
     pub(crate) path: PathBuf,
     pub(crate) version: String,
     pub(crate) manifest: DepartmentManifest,
     pub(crate) settings: PluginSettings,
+    pub(crate) times: LoadTimes,
     pre: DepartmentPluginPre<PluginState>,
 }
 
@@ -109,6 +129,7 @@ impl Candidate {
         settings: PluginSettings,
         ports: &Ports,
     ) -> Result<Candidate, HostError> {
+        let started = Instant::now();
         let invalid = |reason: String| HostError::InvalidComponent {
             path: path.into(),
             reason,
@@ -162,6 +183,10 @@ impl Candidate {
             version,
             manifest,
             settings,
+            times: LoadTimes {
+                inspect: started.elapsed(),
+                ..LoadTimes::default()
+            },
             pre,
         })
     }
@@ -175,6 +200,7 @@ pub struct Plugin {
     manifest: DepartmentManifest,
     registration: Registration,
     settings: PluginSettings,
+    times: LoadTimes,
     engine: Engine,
     ports: Ports,
     deliveries: DeliveryQueue,
@@ -203,11 +229,13 @@ impl Plugin {
         ports: &Ports,
         deliveries: DeliveryQueue,
     ) -> Result<Plugin, HostError> {
+        let started = Instant::now();
         let Candidate {
             path,
             version,
             manifest,
             settings,
+            times,
             pre,
         } = candidate;
         let mut plugin = Plugin {
@@ -222,6 +250,7 @@ impl Plugin {
                 indexed_fields: Vec::new(),
             },
             settings,
+            times,
             engine: engine.clone(),
             ports: ports.clone(),
             deliveries,
@@ -248,10 +277,12 @@ impl Plugin {
         plugin.validators = tool_validators(&plugin.id, &registration);
         plugin.registration = registration;
         plugin.give_back(instance);
+        plugin.times.register = started.elapsed();
         tracing::info!(
             plugin = %plugin.id,
             version = %plugin.version,
             tools = plugin.registration.tools.len(),
+            load_us = plugin.times.total().as_micros() as u64,
             "plugin registered"
         );
         Ok(plugin)
@@ -285,6 +316,11 @@ impl Plugin {
     /// The sidecar settings.
     pub fn settings(&self) -> &PluginSettings {
         &self.settings
+    }
+
+    /// How long loading this plugin took, step by step.
+    pub fn load_times(&self) -> LoadTimes {
+        self.times
     }
 
     /// How calls get their instances.
@@ -347,6 +383,10 @@ impl Plugin {
         let Some(validator) = self.validators.get(tool) else {
             return Ok(());
         };
+        // The common case answers without collecting errors.
+        if validator.is_valid(args) {
+            return Ok(());
+        }
         let problems: Vec<String> = validator
             .iter_errors(args)
             .take(5)

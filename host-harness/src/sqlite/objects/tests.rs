@@ -374,5 +374,9 @@ async fn put_many_writes_every_object_like_put_does() {
         async move { store.get_versioned("k", id).await.unwrap().unwrap().version }
     };
     assert_eq!(version("a").await, 1);
-    assert_eq!(version("b").await, 2, "the existing object is replaced, not duplicated");
+    assert_eq!(
+        version("b").await,
+        2,
+        "the existing object is replaced, not duplicated"
+    );
 }
