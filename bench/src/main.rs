@@ -17,6 +17,7 @@
 //! two sides in short rounds, so drift on a shared machine hits both alike.
 
 mod adapters;
+mod loading;
 mod paging;
 mod report;
 mod stats;
@@ -28,10 +29,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use infra_engine::memory::{MemoryEventSink, MemoryJobQueue, MemoryObjectStore};
 use infra_engine::{InfraConfig, InfraEngine};
-use rusvel_host::cache::{load_component_with_outcome, CacheOutcome};
+use rusvel_host::cache::load_component_with_outcome;
 use rusvel_host::plugin::InstanceModel;
 use rusvel_host::ports::{ObjectStore, Ports};
-use rusvel_host::sandbox::{build_engine_with, InstanceAllocator, ALLOCATOR_ENV};
+use rusvel_host::sandbox::{build_engine_with, InstanceAllocator};
 use rusvel_host::sqlite::{Database, SqliteEventPort, SqliteJobPort, SqliteObjectStore};
 use rusvel_host::{HostConfig, PluginHost};
 use serde_json::{json, Value};
@@ -67,7 +68,8 @@ const PEAK_RSS_KIB: u64 = 64 * 1024;
 
 struct Args {
     component: PathBuf,
-    /// Profiling aid: repeat one section (`cache` or `instances`) for this many seconds.
+    /// Profiling aid: repeat one operation (`cache`, `load`, `instances`, `create`, `list`,
+    /// `memory-create`, `memory-list`) for this many seconds.
     profile: Option<(String, u64)>,
     out: PathBuf,
     /// Child mode: load the host on this data dir (warm cache) and report VmHWM.
@@ -156,16 +158,16 @@ async fn run(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         size <= COMPONENT_BYTES,
     );
     report.metric("component_bytes", json!(size));
-    compile_and_cache(&plugins, work.path(), report)?;
+    loading::compile_and_cache(&plugins, work.path(), report)?;
 
     report.section("loading");
     let data = work.path().join("host");
-    cached_load(&plugins, &data, report).await?;
+    loading::cached_load(&plugins, &data, report).await?;
 
     report.section("instances");
     let sqlite_host = PluginHost::load(HostConfig::new(&plugins, &data)).await?;
     require_plugin(&sqlite_host)?;
-    instantiation(&sqlite_host, &plugins, work.path(), report).await?;
+    loading::instantiation(&sqlite_host, &plugins, work.path(), report).await?;
 
     report.section("tool calls, SQLite ports (component vs same engine native)");
     let native_db = Database::open(&work.path().join("native"))?;
@@ -214,7 +216,11 @@ async fn profile(component: &Path, section: &str, seconds: u64) -> anyhow::Resul
     let (engine, _) = build_engine_with(128 << 20, InstanceAllocator::Pooling)?;
     let cache = work.path().join("cache");
     load_component_with_outcome(&engine, &plugins.join("infra.wasm"), Some(&cache))?;
-    let host = PluginHost::load(HostConfig::new(&plugins, work.path().join("data"))).await?;
+    let host = if section.starts_with("memory-") {
+        memory_pair(&plugins, work.path()).await?.0
+    } else {
+        PluginHost::load(HostConfig::new(&plugins, work.path().join("data"))).await?
+    };
     require_plugin(&host)?;
     let plugin = host.plugin(DEPARTMENT).expect("checked");
     let started = Instant::now();
@@ -228,7 +234,8 @@ async fn profile(component: &Path, section: &str, seconds: u64) -> anyhow::Resul
             )?),
             "load" => drop(PluginHost::load(HostConfig::new(&plugins, work.path())).await?),
             "instances" => plugin.instantiate_unregistered().await?,
-            "create" => call_component(&host, CREATE, &tool_args(CREATE)).await?,
+            "create" | "memory-create" => call_component(&host, CREATE, &tool_args(CREATE)).await?,
+            "list" | "memory-list" => call_component(&host, LIST, &tool_args(LIST)).await?,
             other => bail!("unknown section `{other}`"),
         }
         rounds += 1;
@@ -249,124 +256,6 @@ fn require_plugin(host: &PluginHost) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Cold compilation, and the cache hit on its own (read, verify, deserialize).
-fn compile_and_cache(plugins: &Path, work: &Path, report: &mut Report) -> anyhow::Result<()> {
-    let (engine, _) = build_engine_with(128 << 20, InstanceAllocator::Pooling)?;
-    let component = plugins.join("infra.wasm");
-    let mut compile = Samples::default();
-    for _ in 0..3 {
-        let started = Instant::now();
-        let (_, outcome) = load_component_with_outcome(&engine, &component, None)?;
-        compile.since(started);
-        assert_eq!(outcome, CacheOutcome::Uncached);
-    }
-    report.info(
-        "cold compile (cranelift, median of 3)",
-        format!("{:.1} ms", compile.median_us() / 1e3),
-    );
-    report.metric("cold_compile_ms", json!(compile.median_us() / 1e3));
-
-    let cache = work.join("cache-only");
-    load_component_with_outcome(&engine, &component, Some(&cache))?;
-    let mut hit = Samples::default();
-    for _ in 0..30 {
-        let started = Instant::now();
-        let (_, outcome) = load_component_with_outcome(&engine, &component, Some(&cache))?;
-        hit.since(started);
-        assert_eq!(outcome, CacheOutcome::Hit);
-    }
-    let artifact: u64 = std::fs::read_dir(&cache)?
-        .map(|entry| entry.map(|e| e.metadata().map(|m| m.len()).unwrap_or(0)))
-        .sum::<Result<u64, _>>()?;
-    report.info(
-        "cache hit: hash + read + verify + deserialize",
-        format!("{:.2} ms", hit.median_us() / 1e3),
-    );
-    report.info("cache entry size", format!("{artifact} B"));
-    report.metric("cache_hit_ms", json!(hit.median_us() / 1e3));
-    report.metric("cache_entry_bytes", json!(artifact));
-    Ok(())
-}
-
-/// A whole host load from a warm cache: engine, linker, deserialize, instantiate, manifest,
-/// register (index creation included), on an already open database.
-async fn cached_load(plugins: &Path, data: &Path, report: &mut Report) -> anyhow::Result<()> {
-    let database = Database::open(data)?;
-    let ports = sqlite_ports(&database);
-    let config = HostConfig::new(plugins, data);
-    let first = PluginHost::load_with_ports(config.clone(), ports.clone(), None).await?;
-    require_plugin(&first)?;
-    drop(first);
-
-    let mut engine = Samples::default();
-    for _ in 0..20 {
-        let started = Instant::now();
-        let built = build_engine_with(128 << 20, InstanceAllocator::Pooling)?;
-        engine.since(started);
-        drop(built);
-    }
-    report.info(
-        "of which: engine build, pooling",
-        format!("{:.2} ms", engine.median_us() / 1e3),
-    );
-    report.metric("engine_build_ms", json!(engine.median_us() / 1e3));
-
-    // Per plugin (what the target covers): artifact (read, verify, deserialize), link +
-    // instantiate + manifest, fresh instance + register. Whole host: plus engine, linker,
-    // epoch thread and the delivery task, paid once for all plugins.
-    let (mut plugin_load, mut host_load) = (Samples::default(), Samples::default());
-    let (mut artifact, mut inspect, mut register) =
-        (Samples::default(), Samples::default(), Samples::default());
-    for _ in 0..30 {
-        let started = Instant::now();
-        let host = PluginHost::load_with_ports(config.clone(), ports.clone(), None).await?;
-        host_load.since(started);
-        require_plugin(&host)?;
-        let times = host.plugin(DEPARTMENT).expect("checked").load_times();
-        plugin_load.push(times.total());
-        artifact.push(times.artifact);
-        inspect.push(times.inspect);
-        register.push(times.register);
-        drop(host);
-    }
-    let median_ms = plugin_load.median_us() / 1e3;
-    for (label, samples) in [
-        (
-            "of which: cached artifact (read, verify, deserialize)",
-            &artifact,
-        ),
-        ("of which: link, instantiate, manifest()", &inspect),
-        (
-            "of which: instantiate, register(), indexes, validators",
-            &register,
-        ),
-    ] {
-        report.info(label, format!("{:.2} ms", samples.median_us() / 1e3));
-    }
-    report.check(
-        "cached load of the plugin (deserialize+instantiate+manifest+register)",
-        format!("{median_ms:.2} ms"),
-        "<= 2 ms",
-        median_ms <= CACHED_LOAD_MS,
-    );
-    report.info(
-        "whole host load, one plugin (engine, linker, tasks + the above)",
-        format!("{:.2} ms", host_load.median_us() / 1e3),
-    );
-    report.metric(
-        "cached_load_ms",
-        json!({
-            "median": median_ms,
-            "p99": plugin_load.p99_us() / 1e3,
-            "artifact": artifact.median_us() / 1e3,
-            "inspect": inspect.median_us() / 1e3,
-            "register": register.median_us() / 1e3,
-            "whole_host": host_load.median_us() / 1e3,
-        }),
-    );
-    Ok(())
-}
-
 fn sqlite_ports(database: &Database) -> Ports {
     Ports {
         objects: Arc::new(SqliteObjectStore::new(database.clone())),
@@ -381,70 +270,6 @@ async fn index_like_registration(store: &SqliteObjectStore) -> anyhow::Result<()
     for (kind, field) in infra_engine::registration().indexed_fields {
         store.index_field(&kind, &field).await?;
     }
-    Ok(())
-}
-
-/// New store + instance from the `InstancePre`, with and without the pooling allocator.
-async fn instantiation(
-    pooled_host: &PluginHost,
-    plugins: &Path,
-    work: &Path,
-    report: &mut Report,
-) -> anyhow::Result<()> {
-    let (_, pooling_available) = build_engine_with(128 << 20, InstanceAllocator::Pooling)?;
-    report.info(
-        "pooling allocator on this machine",
-        format!("{pooling_available:?}"),
-    );
-
-    std::env::set_var(ALLOCATOR_ENV, "on-demand");
-    let on_demand_host = PluginHost::load(HostConfig::new(plugins, work.join("on-demand"))).await;
-    std::env::remove_var(ALLOCATOR_ENV);
-    let on_demand_host = on_demand_host?;
-    require_plugin(&on_demand_host)?;
-
-    let pooled = pooled_host.plugin(DEPARTMENT).expect("checked");
-    let on_demand = on_demand_host.plugin(DEPARTMENT).expect("checked");
-    let (mut with_pool, mut without_pool) = (Samples::default(), Samples::default());
-    for _ in 0..WARMUP {
-        pooled.instantiate_unregistered().await?;
-        on_demand.instantiate_unregistered().await?;
-    }
-    for _ in 0..ROUNDS * 2 {
-        for _ in 0..PER_ROUND {
-            let started = Instant::now();
-            pooled.instantiate_unregistered().await?;
-            with_pool.since(started);
-        }
-        for _ in 0..PER_ROUND {
-            let started = Instant::now();
-            on_demand.instantiate_unregistered().await?;
-            without_pool.since(started);
-        }
-    }
-    let pooled_us = with_pool.median_us();
-    report.check(
-        "fresh store+instance, pooling (median / p99)",
-        format!("{pooled_us:.1} / {:.1} us", with_pool.p99_us()),
-        "<= 20 us",
-        pooled_us <= FRESH_INSTANCE_US,
-    );
-    report.info(
-        "fresh store+instance, on-demand (median / p99)",
-        format!(
-            "{:.1} / {:.1} us",
-            without_pool.median_us(),
-            without_pool.p99_us()
-        ),
-    );
-    report.metric(
-        "fresh_instance_us",
-        json!({
-            "pooling": { "median": pooled_us, "p99": with_pool.p99_us() },
-            "on_demand": { "median": without_pool.median_us(), "p99": without_pool.p99_us() },
-            "pooling_available": pooling_available == InstanceAllocator::Pooling,
-        }),
-    );
     Ok(())
 }
 

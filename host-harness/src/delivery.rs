@@ -116,3 +116,45 @@ pub(crate) async fn deliver(
     }
     results
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(kind: &str) -> Delivery {
+        Delivery {
+            event_id: "e1".into(),
+            kind: kind.into(),
+            depth: 1,
+        }
+    }
+
+    #[test]
+    fn only_subscribed_kinds_are_queued_once_registration_is_done() {
+        let (sender, mut receiver) = mpsc::channel(8);
+        let pending = Arc::new(AtomicUsize::new(0));
+        let queue = DeliveryQueue::new(sender, pending.clone());
+
+        // While plugins register, every kind is queued.
+        assert!(queue.send(&delivery("infra.incident.opened")));
+        assert_eq!(pending.load(Ordering::SeqCst), 1);
+        assert_eq!(receiver.try_recv().unwrap().kind, "infra.incident.opened");
+        pending.store(0, Ordering::SeqCst);
+
+        queue.set_subscribed(["content.published".to_string()].into());
+        assert!(
+            queue.send(&delivery("infra.incident.opened")),
+            "not a failure"
+        );
+        assert!(
+            receiver.try_recv().is_err(),
+            "nobody subscribed: not queued"
+        );
+        assert_eq!(pending.load(Ordering::SeqCst), 0);
+
+        let clone = queue.clone();
+        assert!(clone.send(&delivery("content.published")));
+        assert_eq!(receiver.try_recv().unwrap().kind, "content.published");
+        assert_eq!(pending.load(Ordering::SeqCst), 1);
+    }
+}
