@@ -63,9 +63,6 @@ impl Database {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
-        // Pages are read through a memory map rather than a read() per page, so a page of
-        // results costs the same in a large database as in a small one.
-        connection.pragma_update(None, "mmap_size", 256i64 << 20)?;
         schema::migrate(&connection)?;
         // Refreshes planner statistics where they are stale; cheap when nothing changed.
         connection.execute_batch("PRAGMA optimize;")?;
