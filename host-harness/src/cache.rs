@@ -121,8 +121,8 @@ fn read_entry(engine: &Engine, entry: &Path) -> Result<Option<Component>, String
     };
     let artifact = verified_artifact(&contents)?;
     // SAFETY: `artifact` is byte for byte what `Component::serialize` of this host wrote
-    // (its length and CRC-32 match the ones stored beside it), and the entry's name binds it to these
-    // component bytes and engine settings; wasmtime checks the engine settings again.
+    // (its length and CRC-32 match the ones stored beside it), and the entry's name binds it
+    // to these component bytes and engine settings; wasmtime checks the settings again.
     unsafe { Component::deserialize(engine, artifact) }
         .map(Some)
         .map_err(|error| format!("not loadable: {}", describe(&error)))

@@ -75,6 +75,6 @@ pub use contract::manifest_json;
 pub use delivery::MAX_EVENT_DEPTH;
 pub use error::{CallSite, Fault, HostError};
 pub use host::{JobResult, PluginHost, ToolOutput};
-pub use loader::LoadFailure;
-pub use plugin::{LoadTimes, Plugin};
+pub use loader::{LoadFailure, LoadTimes};
+pub use plugin::Plugin;
 pub use ports::{PortError, Ports};

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use wasmtime::Engine;
@@ -32,6 +33,25 @@ impl LoadFailure {
             department: department.map(str::to_string),
             error: error.to_string(),
         }
+    }
+}
+
+/// How long each step of loading a plugin took, for logs and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadTimes {
+    /// Reading the component, then compiling it or loading its cached artifact.
+    pub artifact: Duration,
+    /// Linking its imports (`InstancePre`), a first instance and `manifest()`.
+    pub inspect: Duration,
+    /// A fresh instance, `register(config)`, the store indexes it asks for and the tool
+    /// argument validators.
+    pub register: Duration,
+}
+
+impl LoadTimes {
+    /// The whole load of this plugin.
+    pub fn total(&self) -> Duration {
+        self.artifact + self.inspect + self.register
     }
 }
 

@@ -40,6 +40,7 @@ use crate::contract::{
 use crate::delivery::DeliveryQueue;
 use crate::error::{describe, CallSite, Fault, HostError};
 use crate::http_policy::OutboundPolicy;
+use crate::loader::LoadTimes;
 use crate::ports::{PortError, Ports};
 use crate::sandbox::{arm_deadline, new_store, ImportMode, PluginState};
 
@@ -88,25 +89,6 @@ pub(crate) enum Reply {
     Tool(Result<ToolOutput, WitError>),
     Job(Result<JobOutcome, WitError>),
     Unit(Result<(), WitError>),
-}
-
-/// How long each step of loading a plugin took, for logs and benchmarks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LoadTimes {
-    /// Reading the component, then compiling it or loading its cached artifact.
-    pub artifact: Duration,
-    /// Linking its imports (`InstancePre`), a first instance and `manifest()`.
-    pub inspect: Duration,
-    /// A fresh instance, `register(config)`, the store indexes it asks for and the tool
-    /// argument validators.
-    pub register: Duration,
-}
-
-impl LoadTimes {
-    /// The whole load of this plugin.
-    pub fn total(&self) -> Duration {
-        self.artifact + self.inspect + self.register
-    }
 }
 
 /// A component that passed compilation, the WIT version check and `manifest()`.
