@@ -9,22 +9,24 @@
 //!
 //! # Entry format
 //!
-//! `<data-dir>/cache/<key>.cwasm` holds a 24-byte header followed by the artifact that
-//! `Component::serialize` produced:
+//! An entry is two files in `<data-dir>/cache/`:
 //!
-//! | bytes | content |
-//! |---|---|
-//! | 0..8 | magic `RUSVELC2` |
-//! | 8..16 | artifact length, little-endian `u64` |
-//! | 16..20 | CRC-32 (IEEE) of the artifact, little-endian |
-//! | 20..24 | zero |
+//! - `<key>.cwasm`: exactly the artifact `Component::serialize` produced, so that
+//!   `Component::deserialize_file` can map it straight from the page cache (no read into a
+//!   buffer, no copy into fresh executable memory);
+//! - `<key>.sum`, 24 bytes: magic `RUSVELC3` (bytes 0..8), the artifact length as a
+//!   little-endian `u64` (8..16), its CRC-32 (IEEE) as a little-endian `u32` (16..20) and
+//!   four zero bytes.
 //!
-//! Loading checks the magic, the length and the checksum before the artifact reaches
-//! `Component::deserialize`, which trusts its input (it maps the code as executable). A
-//! corrupt, truncated or foreign entry is reported, compiled again and overwritten; it is
-//! never loaded. Writers put the entry in a temporary file with a name unique to the
+//! Loading streams the artifact through the checksum (a small reused buffer, no 2 MB
+//! allocation) and checks the magic, the length and the CRC before the file reaches
+//! `Component::deserialize_file`, which trusts its input (it maps the code as executable).
+//! A corrupt, truncated or foreign entry is reported, compiled again and overwritten; it is
+//! never loaded. Writers put each file in a temporary file with a name unique to the
 //! process, the thread and the write, then rename it into place, so concurrent hosts or
-//! threads never see half an entry and never collide.
+//! threads never see half a file and never collide. The artifact is renamed first and its
+//! sum last: an artifact without a sum is no entry yet, and a sum that belongs to another
+//! write of the artifact fails the check and is rebuilt, never trusted.
 //!
 //! Two hashes, two jobs. The key must tell components apart even when someone crafts one to
 //! look like another, so it is a SHA-256. The checksum only has to catch damage (a torn
@@ -33,7 +35,8 @@
 //! cached load.
 //!
 //! The directory must still not be writable by anyone the host does not trust: the checksum
-//! catches damage, not an attacker who can write both the artifact and its checksum.
+//! catches damage, not an attacker who can write both the artifact and its checksum, nor
+//! one who truncates an artifact while it is mapped.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -46,11 +49,15 @@ use wasmtime::Engine;
 
 use crate::error::{describe, HostError};
 
-/// First bytes of every cache entry (entries of the SHA-256 format, `RUSVELC1`, are rebuilt).
-const MAGIC: &[u8; 8] = b"RUSVELC2";
+/// First bytes of every sum file (entries of the older single-file formats, `RUSVELC1` and
+/// `RUSVELC2`, have no sum file and are compiled again).
+const MAGIC: &[u8; 8] = b"RUSVELC3";
 
 /// Magic, length, checksum and four reserved bytes.
-const HEADER_LEN: usize = 8 + 8 + 4 + 4;
+const SUM_LEN: usize = 8 + 8 + 4 + 4;
+
+/// Bytes read at a time while checking an artifact.
+const CHUNK: usize = 64 * 1024;
 
 /// Where a compiled component came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +95,7 @@ pub fn load_component_with_outcome(
         return Ok((compile(engine, path, &bytes)?, CacheOutcome::Uncached));
     };
 
-    let entry = cache_dir.join(format!("{}.cwasm", cache_key(engine, &bytes)));
+    let entry = Entry::new(cache_dir, &cache_key(engine, &bytes));
     let outcome = match read_entry(engine, &entry) {
         Ok(Some(component)) => {
             tracing::debug!(path = %path.display(), "compiled component loaded from cache");
@@ -97,7 +104,7 @@ pub fn load_component_with_outcome(
         Ok(None) => CacheOutcome::Compiled,
         Err(reason) => {
             tracing::warn!(
-                cache = %entry.display(),
+                cache = %entry.artifact.display(),
                 %reason,
                 "cached component unusable; compiling again"
             );
@@ -107,46 +114,92 @@ pub fn load_component_with_outcome(
 
     let component = compile(engine, path, &bytes)?;
     if let Err(error) = write_entry(&component, cache_dir, &entry) {
-        tracing::info!(cache = %entry.display(), %error, "compiled component not cached");
+        tracing::info!(
+            cache = %entry.artifact.display(),
+            %error,
+            "compiled component not cached"
+        );
     }
     Ok((component, outcome))
 }
 
+/// The two files of one cache entry.
+#[derive(Debug, Clone)]
+struct Entry {
+    artifact: PathBuf,
+    sum: PathBuf,
+}
+
+impl Entry {
+    fn new(cache_dir: &Path, key: &str) -> Entry {
+        Entry {
+            artifact: cache_dir.join(format!("{key}.cwasm")),
+            sum: cache_dir.join(format!("{key}.sum")),
+        }
+    }
+}
+
 /// Reads and verifies an entry: `Ok(None)` when there is none, `Err` when it is unusable.
-fn read_entry(engine: &Engine, entry: &Path) -> Result<Option<Component>, String> {
-    let contents = match std::fs::read(entry) {
-        Ok(contents) => contents,
+fn read_entry(engine: &Engine, entry: &Entry) -> Result<Option<Component>, String> {
+    let sum = match std::fs::read(&entry.sum) {
+        Ok(sum) => sum,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(format!("unreadable: {error}")),
+        Err(error) => return Err(format!("unreadable checksum file: {error}")),
     };
-    let artifact = verified_artifact(&contents)?;
-    // SAFETY: `artifact` is byte for byte what `Component::serialize` of this host wrote
-    // (its length and CRC-32 match the ones stored beside it), and the entry's name binds it
-    // to these component bytes and engine settings; wasmtime checks the settings again.
-    unsafe { Component::deserialize(engine, artifact) }
+    let (length, crc) = parse_sum(&sum)?;
+    verify_artifact(&entry.artifact, length, crc)?;
+    // SAFETY: the file holds byte for byte what `Component::serialize` of this host wrote
+    // (its length and CRC-32 match the ones stored beside it), the entry's name binds it to
+    // these component bytes and engine settings, and wasmtime checks the settings again.
+    // Entries are only ever replaced by rename, never written in place, so the mapping
+    // wasmtime makes keeps the verified contents.
+    unsafe { Component::deserialize_file(engine, &entry.artifact) }
         .map(Some)
         .map_err(|error| format!("not loadable: {}", describe(&error)))
 }
 
-/// The artifact of an entry, after its magic, length and checksum are checked.
-fn verified_artifact(contents: &[u8]) -> Result<&[u8], String> {
-    if contents.len() < HEADER_LEN || &contents[..8] != MAGIC {
-        return Err("not a cache entry of this host (bad header)".into());
+/// The artifact length and CRC-32 a sum file records.
+fn parse_sum(sum: &[u8]) -> Result<(u64, u32), String> {
+    if sum.len() != SUM_LEN || &sum[..8] != MAGIC {
+        return Err("not a cache entry of this host (bad checksum file)".into());
     }
     let mut length = [0u8; 8];
-    length.copy_from_slice(&contents[8..16]);
-    let length = u64::from_le_bytes(length);
-    let artifact = &contents[HEADER_LEN..];
-    if artifact.len() as u64 != length {
+    length.copy_from_slice(&sum[8..16]);
+    let mut crc = [0u8; 4];
+    crc.copy_from_slice(&sum[16..20]);
+    Ok((u64::from_le_bytes(length), u32::from_le_bytes(crc)))
+}
+
+/// Streams the artifact through the checksum, comparing length and CRC with its sum.
+fn verify_artifact(path: &Path, length: u64, crc: u32) -> Result<(), String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => "artifact missing beside its checksum".to_string(),
+        _ => format!("unreadable: {error}"),
+    })?;
+    let mut hasher = Crc32::new();
+    let mut buffer = vec![0u8; CHUNK];
+    let mut read = 0u64;
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buffer[..n]);
+                read += n as u64;
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(format!("unreadable: {error}")),
+        }
+    }
+    if read != length {
         return Err(format!(
-            "truncated or extended: {} artifact bytes, header says {length}",
-            artifact.len()
+            "truncated or extended: {read} artifact bytes, checksum file says {length}"
         ));
     }
-    if checksum(artifact).to_le_bytes() != contents[16..20] {
+    if hasher.finalize() != crc {
         return Err("checksum mismatch (corrupt entry)".into());
     }
-    Ok(artifact)
+    Ok(())
 }
 
 fn compile(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component, HostError> {
@@ -185,20 +238,26 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes an entry through a uniquely named temporary file and an atomic rename.
-fn write_entry(component: &Component, cache_dir: &Path, entry: &Path) -> Result<(), String> {
+/// Writes an entry: the artifact, then its sum, each through a uniquely named temporary
+/// file and an atomic rename.
+fn write_entry(component: &Component, cache_dir: &Path, entry: &Entry) -> Result<(), String> {
     let artifact = component.serialize().map_err(|error| describe(&error))?;
-    let mut contents = Vec::with_capacity(HEADER_LEN + artifact.len());
-    contents.extend_from_slice(MAGIC);
-    contents.extend_from_slice(&(artifact.len() as u64).to_le_bytes());
-    contents.extend_from_slice(&checksum(&artifact).to_le_bytes());
-    contents.extend_from_slice(&[0; 4]);
-    contents.extend_from_slice(&artifact);
+    let mut sum = Vec::with_capacity(SUM_LEN);
+    sum.extend_from_slice(MAGIC);
+    sum.extend_from_slice(&(artifact.len() as u64).to_le_bytes());
+    sum.extend_from_slice(&checksum(&artifact).to_le_bytes());
+    sum.extend_from_slice(&[0; 4]);
 
     std::fs::create_dir_all(cache_dir).map_err(|error| error.to_string())?;
-    let partial = partial_name(entry);
-    let written = std::fs::write(&partial, &contents)
-        .and_then(|()| std::fs::rename(&partial, entry))
+    replace_file(&entry.artifact, &artifact)?;
+    replace_file(&entry.sum, &sum)
+}
+
+/// Puts `contents` at `path` through a temporary file and a rename.
+fn replace_file(path: &Path, contents: &[u8]) -> Result<(), String> {
+    let partial = partial_name(path);
+    let written = std::fs::write(&partial, contents)
+        .and_then(|()| std::fs::rename(&partial, path))
         .map_err(|error| error.to_string());
     if written.is_err() {
         // Best effort: a leftover temporary file is harmless but wastes space.
@@ -207,13 +266,14 @@ fn write_entry(component: &Component, cache_dir: &Path, entry: &Path) -> Result<
     written
 }
 
-/// A temporary name next to `entry`, unique to this process, thread and write.
-fn partial_name(entry: &Path) -> PathBuf {
+/// A temporary name next to `path`, unique to this process, thread and write.
+fn partial_name(path: &Path) -> PathBuf {
     static WRITES: AtomicU64 = AtomicU64::new(0);
     let mut thread = std::collections::hash_map::DefaultHasher::new();
     std::thread::current().id().hash(&mut thread);
-    entry.with_extension(format!(
-        "partial-{}-{:x}-{}",
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("entry");
+    path.with_extension(format!(
+        "{extension}.partial-{}-{:x}-{}",
         std::process::id(),
         thread.finish(),
         WRITES.fetch_add(1, Ordering::Relaxed)
@@ -277,14 +337,17 @@ mod tests {
                 .1
         }
 
-        fn entry(&self) -> PathBuf {
-            let entries: Vec<PathBuf> = std::fs::read_dir(&self.cache)
+        /// The one entry in the cache: its artifact and sum files, and nothing else.
+        fn entry(&self) -> Entry {
+            let mut names: Vec<String> = std::fs::read_dir(&self.cache)
                 .unwrap()
-                .map(|entry| entry.unwrap().path())
+                .map(|entry| entry.unwrap().file_name().into_string().unwrap())
                 .collect();
-            assert_eq!(entries.len(), 1, "{entries:?}");
-            assert_eq!(entries[0].extension().unwrap(), "cwasm");
-            entries[0].clone()
+            names.sort();
+            assert_eq!(names.len(), 2, "{names:?}");
+            let key = names[0].strip_suffix(".cwasm").expect("artifact file");
+            assert_eq!(names[1], format!("{key}.sum"));
+            Entry::new(&self.cache, key)
         }
     }
 
@@ -293,9 +356,15 @@ mod tests {
         let fixture = fixture();
         assert_eq!(fixture.load(), CacheOutcome::Compiled);
         assert_eq!(fixture.load(), CacheOutcome::Hit);
-        let contents = std::fs::read(fixture.entry()).unwrap();
-        assert_eq!(&contents[..8], MAGIC);
-        assert!(verified_artifact(&contents).is_ok());
+        let entry = fixture.entry();
+        let sum = std::fs::read(&entry.sum).unwrap();
+        assert_eq!(&sum[..8], MAGIC);
+        let (length, crc) = parse_sum(&sum).unwrap();
+        let artifact = std::fs::read(&entry.artifact).unwrap();
+        assert_eq!(length, artifact.len() as u64);
+        assert_eq!(crc, checksum(&artifact));
+        // The artifact file is the serialized component itself, ready to be mapped.
+        assert!(artifact.starts_with(b"\x7fELF"));
     }
 
     #[test]
@@ -303,10 +372,10 @@ mod tests {
         let fixture = fixture();
         fixture.load();
         let entry = fixture.entry();
-        let mut contents = std::fs::read(&entry).unwrap();
-        let middle = HEADER_LEN + (contents.len() - HEADER_LEN) / 2;
+        let mut contents = std::fs::read(&entry.artifact).unwrap();
+        let middle = contents.len() / 2;
         contents[middle] ^= 0x5a;
-        std::fs::write(&entry, &contents).unwrap();
+        std::fs::write(&entry.artifact, &contents).unwrap();
 
         match fixture.load() {
             CacheOutcome::Rebuilt(reason) => assert!(reason.contains("checksum"), "{reason}"),
@@ -321,17 +390,37 @@ mod tests {
         let fixture = fixture();
         fixture.load();
         let entry = fixture.entry();
-        let contents = std::fs::read(&entry).unwrap();
-        std::fs::write(&entry, &contents[..contents.len() - 7]).unwrap();
+        let contents = std::fs::read(&entry.artifact).unwrap();
+        std::fs::write(&entry.artifact, &contents[..contents.len() - 7]).unwrap();
         match fixture.load() {
             CacheOutcome::Rebuilt(reason) => assert!(reason.contains("truncated"), "{reason}"),
             other => panic!("truncated entry not detected: {other:?}"),
         }
         assert_eq!(fixture.load(), CacheOutcome::Hit);
 
-        // Shorter than a header, or not ours at all.
-        std::fs::write(&entry, b"RUSV").unwrap();
+        // A sum file cut short, or not ours at all.
+        std::fs::write(&entry.sum, b"RUSV").unwrap();
         assert!(matches!(fixture.load(), CacheOutcome::Rebuilt(_)));
+        assert_eq!(fixture.load(), CacheOutcome::Hit);
+    }
+
+    #[test]
+    fn an_artifact_without_its_sum_is_no_entry_and_a_sum_without_artifact_is_rebuilt() {
+        let fixture = fixture();
+        fixture.load();
+        let entry = fixture.entry();
+        // An entry of the older single-file format, or a writer that stopped between its
+        // two renames: there is no sum, so the artifact is never trusted.
+        std::fs::write(&entry.artifact, b"RUSVELC2 and an old artifact").unwrap();
+        std::fs::remove_file(&entry.sum).unwrap();
+        assert_eq!(fixture.load(), CacheOutcome::Compiled);
+        assert_eq!(fixture.load(), CacheOutcome::Hit);
+
+        std::fs::remove_file(&entry.artifact).unwrap();
+        match fixture.load() {
+            CacheOutcome::Rebuilt(reason) => assert!(reason.contains("missing"), "{reason}"),
+            other => panic!("missing artifact not detected: {other:?}"),
+        }
         assert_eq!(fixture.load(), CacheOutcome::Hit);
     }
 
@@ -361,19 +450,23 @@ mod tests {
     fn concurrent_writers_never_collide_or_leave_partial_files() {
         let fixture = fixture();
         let component = Component::from_binary(&fixture.engine, EMPTY_COMPONENT).unwrap();
-        let entry = fixture.cache.join("shared.cwasm");
+        let entry = Entry::new(&fixture.cache, "shared");
         std::thread::scope(|scope| {
             for _ in 0..8 {
                 scope.spawn(|| {
                     for _ in 0..10 {
                         write_entry(&component, &fixture.cache, &entry).unwrap();
-                        let contents = std::fs::read(&entry).unwrap();
-                        verified_artifact(&contents).unwrap();
+                        let (length, crc) = parse_sum(&std::fs::read(&entry.sum).unwrap()).unwrap();
+                        verify_artifact(&entry.artifact, length, crc).unwrap();
                     }
                 });
             }
         });
-        assert_eq!(fixture.entry(), entry, "temporary files were left behind");
+        let left = fixture.entry();
+        assert_eq!(
+            left.artifact, entry.artifact,
+            "temporary files were left behind"
+        );
         assert!(read_entry(&fixture.engine, &entry).unwrap().is_some());
     }
 

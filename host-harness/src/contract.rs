@@ -3,6 +3,7 @@
 //! schemas; and the manifest as RUSVEL's snake_case JSON.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use serde_json::Value;
 use wasmtime::component::Component;
@@ -84,30 +85,64 @@ pub(crate) fn check_tool_drift(
     }
 }
 
-/// Compiles each tool's parameter schema; a schema that does not compile is logged and the
+/// A tool's parameter schema and the validator compiled from it on the tool's first call.
+///
+/// Compiling every schema of a department at registration was most of the register step of
+/// a cached load (each schema is also checked against its meta-schema), and a host pays it
+/// for tools that may never be called; the schema is only parsed at registration, so a
+/// schema that is not JSON is still reported when the plugin loads.
+pub(crate) struct ArgumentCheck {
+    tool: String,
+    schema: Option<Value>,
+    validator: OnceLock<Option<jsonschema::Validator>>,
+}
+
+impl ArgumentCheck {
+    /// The validator, compiled now if this is the first call; `None` when the schema is not
+    /// a usable JSON Schema (logged once), in which case arguments are only checked for
+    /// being JSON.
+    pub(crate) fn validator(&self, plugin: &str) -> Option<&jsonschema::Validator> {
+        self.validator
+            .get_or_init(|| {
+                let schema = self.schema.as_ref()?;
+                jsonschema::validator_for(schema)
+                    .map_err(|error| unusable_schema(plugin, &self.tool, &error.to_string()))
+                    .ok()
+            })
+            .as_ref()
+    }
+}
+
+/// Parses each tool's parameter schema; one that is not JSON is logged at once, and the
 /// tool's arguments are then only checked for being JSON.
-pub(crate) fn tool_validators(
+pub(crate) fn argument_checks(
     id: &str,
     registration: &Registration,
-) -> HashMap<String, jsonschema::Validator> {
-    let mut validators = HashMap::new();
-    for tool in &registration.tools {
-        let compiled = serde_json::from_str::<Value>(&tool.parameters_schema)
-            .map_err(|error| error.to_string())
-            .and_then(|schema| jsonschema::validator_for(&schema).map_err(|e| e.to_string()));
-        match compiled {
-            Ok(validator) => {
-                validators.insert(tool.name.clone(), validator);
-            }
-            Err(error) => tracing::warn!(
-                plugin = id,
-                tool = %tool.name,
-                %error,
-                "tool parameter schema is not a usable JSON Schema; arguments are not checked"
-            ),
-        }
-    }
-    validators
+) -> HashMap<String, ArgumentCheck> {
+    registration
+        .tools
+        .iter()
+        .map(|tool| {
+            let schema = serde_json::from_str::<Value>(&tool.parameters_schema)
+                .map_err(|error| unusable_schema(id, &tool.name, &error.to_string()))
+                .ok();
+            let check = ArgumentCheck {
+                tool: tool.name.clone(),
+                schema,
+                validator: OnceLock::new(),
+            };
+            (tool.name.clone(), check)
+        })
+        .collect()
+}
+
+fn unusable_schema(plugin: &str, tool: &str, error: &str) {
+    tracing::warn!(
+        plugin,
+        tool,
+        error,
+        "tool parameter schema is not a usable JSON Schema; arguments are not checked"
+    );
 }
 
 /// The manifest as JSON with snake_case names and the schemas as JSON objects.

@@ -43,8 +43,8 @@ pub struct LoadTimes {
     pub artifact: Duration,
     /// Linking its imports (`InstancePre`), a first instance and `manifest()`.
     pub inspect: Duration,
-    /// A fresh instance, `register(config)`, the store indexes it asks for and the tool
-    /// argument validators.
+    /// A fresh instance, `register(config)`, the store indexes it asks for and parsing the
+    /// tool parameter schemas (each is compiled into a validator on the tool's first call).
     pub register: Duration,
 }
 

@@ -35,7 +35,8 @@ use crate::bindings::rusvel::department::{events, jobs};
 use crate::bindings::{DepartmentPlugin, DepartmentPluginPre, ToolOutput, WitError};
 use crate::config::PluginSettings;
 use crate::contract::{
-    check_tool_drift, manifest_json, tool_validators, validate_department_id, wit_version,
+    argument_checks, check_tool_drift, manifest_json, validate_department_id, wit_version,
+    ArgumentCheck,
 };
 use crate::delivery::DeliveryQueue;
 use crate::error::{describe, CallSite, Fault, HostError};
@@ -189,7 +190,7 @@ pub struct Plugin {
     pre: DepartmentPluginPre<PluginState>,
     model: Mutex<InstanceModel>,
     pool: Mutex<Vec<Instance>>,
-    validators: HashMap<String, jsonschema::Validator>,
+    argument_checks: HashMap<String, ArgumentCheck>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -239,7 +240,7 @@ impl Plugin {
             pre,
             model: Mutex::new(InstanceModel::Pooled(WARM_INSTANCES)),
             pool: Mutex::new(Vec::new()),
-            validators: HashMap::new(),
+            argument_checks: HashMap::new(),
         };
 
         let (instance, registration) = plugin.fresh_instance().await?;
@@ -256,7 +257,7 @@ impl Plugin {
                 .await
                 .map_err(HostError::Port)?;
         }
-        plugin.validators = tool_validators(&plugin.id, &registration);
+        plugin.argument_checks = argument_checks(&plugin.id, &registration);
         plugin.registration = registration;
         plugin.give_back(instance);
         plugin.times.register = started.elapsed();
@@ -362,7 +363,11 @@ impl Plugin {
 
     /// Checks tool arguments against the tool's registered parameter schema.
     pub(crate) fn validate_args(&self, tool: &str, args: &Value) -> Result<(), String> {
-        let Some(validator) = self.validators.get(tool) else {
+        let Some(validator) = self
+            .argument_checks
+            .get(tool)
+            .and_then(|check| check.validator(&self.id))
+        else {
             return Ok(());
         };
         // The common case answers without collecting errors.
