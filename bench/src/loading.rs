@@ -122,7 +122,7 @@ pub(crate) async fn cached_load(
         ),
         ("of which: link, instantiate, manifest()", &inspect),
         (
-            "of which: instantiate, register(), indexes, validators",
+            "of which: instantiate, register(), indexes, schemas parsed",
             &register,
         ),
     ] {
