@@ -4,10 +4,10 @@
 //!   adapters, so the engine linked natively writes through exactly the code the component's
 //!   imports reach.
 //! - [`memory_host_ports`]: the host's async port traits over the engine's in-memory fakes,
-//!   so the component and the native engine run on the same in-memory store and the
-//!   difference between them is the component boundary (copies, JSON, instance entry).
+//!   so the component and the native engine run on the same kind of in-memory store, doing
+//!   the same work per write, and the difference between them is the component boundary
+//!   (copies, JSON, instance entry).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use infra_engine::error::EngineError;
-use infra_engine::memory::{MemoryEventSink, MemoryObjectStore};
+use infra_engine::memory::MemoryObjectStore;
 use infra_engine::ports as engine;
 use infra_engine::ports::{EventSink, JobQueue, ObjectStore as EngineStore};
 use rusvel_host::agent::ScriptedAgent;
@@ -246,18 +246,14 @@ fn engine_error(error: PortError) -> EngineError {
 // ---------------------------------------------------------------------------------------
 // The host's ports over the engine's in-memory fakes.
 
-/// Host ports whose object store and event log are the engine's in-memory fakes, shared
-/// with `objects` and `events`. Jobs go to an in-memory SQLite queue (the benchmarked tools
-/// enqueue none); the agent is the unconfigured scripted one.
-pub fn memory_host_ports(
-    objects: Arc<MemoryObjectStore>,
-    events: Arc<MemoryEventSink>,
-) -> anyhow::Result<host::Ports> {
+/// Host ports whose object store is the engine's in-memory fake `objects` and whose event log
+/// is a list like the engine's in-memory sink. Jobs go to an in-memory SQLite queue (the
+/// benchmarked tools enqueue none); the agent is the unconfigured scripted one.
+pub fn memory_host_ports(objects: Arc<MemoryObjectStore>) -> anyhow::Result<host::Ports> {
     let jobs = SqliteJobPort::new(Database::open_in_memory()?);
     Ok(host::Ports {
         objects: Arc::new(MemoryHostStore(objects)),
         events: Arc::new(MemoryHostEvents {
-            sink: events,
             stored: Mutex::default(),
             live: broadcast::channel(64).0,
         }),
@@ -333,27 +329,27 @@ impl HostStore for MemoryHostStore {
     }
 }
 
-/// The event log: each event goes into the engine's sink (as the native engine's do) and is
-/// kept by id so the host's delivery loop can read it back.
+/// The event log: a list, as the engine's in-memory sink is, so an emit costs the same on
+/// both sides of the comparison (mint an id, keep the event once). The host side also stamps
+/// the creation time its event type carries, and clones an event for the live bus only when
+/// someone subscribed.
 struct MemoryHostEvents {
-    sink: Arc<MemoryEventSink>,
-    stored: Mutex<HashMap<String, host::Event>>,
+    stored: Mutex<Vec<host::Event>>,
     live: broadcast::Sender<host::Event>,
+}
+
+impl MemoryHostEvents {
+    fn stored(&self) -> std::sync::MutexGuard<'_, Vec<host::Event>> {
+        self.stored
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 #[async_trait]
 impl EventPort for MemoryHostEvents {
     async fn emit(&self, event: host::NewEvent) -> host::PortResult<String> {
-        let id = self
-            .sink
-            .emit(engine::NewEvent {
-                session_id: event.session_id.clone(),
-                run_id: event.run_id.clone(),
-                kind: event.kind.clone(),
-                payload: event.payload.clone(),
-                metadata: event.metadata.clone(),
-            })
-            .map_err(port_error)?;
+        let id = uuid::Uuid::now_v7().to_string();
         let stored = host::Event {
             id: id.clone(),
             session_id: event.session_id,
@@ -364,30 +360,21 @@ impl EventPort for MemoryHostEvents {
             created_at: Utc::now().to_rfc3339(),
             metadata: event.metadata,
         };
-        let _ = self.live.send(stored.clone());
-        self.stored
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(id.clone(), stored);
+        if self.live.receiver_count() > 0 {
+            let _ = self.live.send(stored.clone());
+        }
+        self.stored().push(stored);
         Ok(id)
     }
 
     async fn get(&self, id: &str) -> host::PortResult<Option<host::Event>> {
-        Ok(self
-            .stored
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(id)
-            .cloned())
+        Ok(self.stored().iter().find(|event| event.id == id).cloned())
     }
 
     async fn query(&self, filter: &host::EventFilter) -> host::PortResult<Vec<host::Event>> {
-        let stored = self
-            .stored
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut events: Vec<host::Event> = stored
-            .values()
+        let mut events: Vec<host::Event> = self
+            .stored()
+            .iter()
             .filter(|event| {
                 filter
                     .session_id

@@ -359,10 +359,7 @@ async fn call_component(host: &PluginHost, tool: &str, args: &str) -> anyhow::Re
 
 /// A host on in-memory ports and a native engine, each on its own in-memory store.
 async fn memory_pair(plugins: &Path, work: &Path) -> anyhow::Result<(PluginHost, InfraEngine)> {
-    let ports = adapters::memory_host_ports(
-        Arc::new(MemoryObjectStore::default()),
-        Arc::new(MemoryEventSink::default()),
-    )?;
+    let ports = adapters::memory_host_ports(Arc::new(MemoryObjectStore::default()))?;
     let config = HostConfig::new(plugins, work.join("memory"));
     let host = PluginHost::load_with_ports(config, ports, None).await?;
     require_plugin(&host)?;

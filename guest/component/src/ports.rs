@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use crate::bindings::rusvel::department::{events, jobs, log, storage};
-use crate::convert::{self, from_wit_error, parse_json, parse_time};
+use crate::convert::{self, from_wit_error, json_text, parse_json, parse_time};
 
 /// The ports of a component instance: the host's imports, the WASI clocks, and outbound
 /// `wasi:http` for probes.
@@ -33,7 +33,7 @@ pub struct HostObjectStore;
 
 impl ObjectStore for HostObjectStore {
     fn put(&self, kind: &str, id: &str, data: &Value) -> Result<()> {
-        storage::put(kind, id, &data.to_string()).map_err(from_wit_error)
+        storage::put(kind, id, &json_text(data)).map_err(from_wit_error)
     }
 
     fn get(&self, kind: &str, id: &str) -> Result<Option<Value>> {
@@ -78,7 +78,7 @@ impl ObjectStore for HostObjectStore {
         data: &Value,
         expected: Option<u64>,
     ) -> Result<u64> {
-        storage::put_versioned(kind, id, &data.to_string(), expected).map_err(from_wit_error)
+        storage::put_versioned(kind, id, &json_text(data), expected).map_err(from_wit_error)
     }
 }
 
@@ -108,8 +108,8 @@ impl EventSink for HostEventSink {
             session_id: event.session_id,
             run_id: event.run_id,
             kind: event.kind,
-            payload: event.payload.to_string(),
-            metadata: event.metadata.to_string(),
+            payload: json_text(&event.payload),
+            metadata: json_text(&event.metadata),
         };
         events::emit(&event).map_err(from_wit_error)
     }
@@ -152,9 +152,9 @@ fn new_job(job: NewJob) -> jobs::NewJob {
     jobs::NewJob {
         session_id: job.session_id,
         kind: job.kind,
-        payload: job.payload.to_string(),
+        payload: json_text(&job.payload),
         max_retries: job.max_retries,
-        metadata: job.metadata.to_string(),
+        metadata: json_text(&job.metadata),
         scheduled_at: job.scheduled_at.as_ref().map(format_time),
     }
 }
