@@ -31,11 +31,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Prepared statements kept per connection; list queries vary by filter shape.
 const STATEMENT_CACHE: usize = 128;
 
-/// The connection's page cache, in KiB (SQLite's default is 2 MiB). A page of 50 objects
-/// reads about 50 table pages plus index pages; with 2 MiB, two such queries over 100k
-/// objects already evicted each other's pages and every page came back through a read, so a
-/// page at 100k objects took 1.6x as long as at 1k. 8 MiB keeps it flat (`make bench`).
-/// The cache fills only as pages are read.
+/// The connection's page cache, in KiB (SQLite's default is 2 MiB, 512 pages of 4 KiB). A
+/// page of 50 objects reads about 50 table pages, a page filtered on a field a few hundred;
+/// measured with `make bench`, with 2 MiB a page at 100k objects took 1.6x as long as at 1k
+/// objects, with 8 MiB 1.0x. The cache fills only as pages are read.
 pub const PAGE_CACHE_KIB: u32 = 8 * 1024;
 
 /// A shared handle on the host database.
