@@ -3,9 +3,9 @@
 //! # Key
 //!
 //! An entry's file name is the BLAKE3 hash of the component bytes, the engine's
-//! precompile-compatibility hash (which covers settings such as epoch interruption and the
-//! allocator) and this crate's version, so a changed component or engine configuration
-//! never even looks at an old entry.
+//! precompile-compatibility hash (which covers the settings that change compiled code, such
+//! as epoch interruption) and this crate's version, so a changed component or engine
+//! configuration never even looks at an old entry.
 //!
 //! # Entry format
 //!
@@ -14,19 +14,28 @@
 //! - `<key>.cwasm`: exactly the artifact `Component::serialize` produced, so that
 //!   `Component::deserialize_file` can map it straight from the page cache (no read into a
 //!   buffer, no copy into fresh executable memory);
-//! - `<key>.sum`, 24 bytes: magic `RUSVELC3` (bytes 0..8), the artifact length as a
-//!   little-endian `u64` (8..16), its CRC-32 (IEEE) as a little-endian `u32` (16..20) and
-//!   four zero bytes.
+//! - `<key>.sum`, 24 bytes: magic `RUSVELC4` (bytes 0..8), the artifact length as a
+//!   little-endian `u64` (8..16), the CRC-32 (IEEE) of the key followed by the artifact as a
+//!   little-endian `u32` (16..20) and four zero bytes.
 //!
-//! Loading maps the artifact read-only, runs it through the checksum (no copy out of the page
-//! cache, no 2 MB allocation) and checks the magic, the length and the CRC before the file reaches
-//! `Component::deserialize_file`, which trusts its input (it maps the code as executable).
-//! A corrupt, truncated or foreign entry is reported, compiled again and overwritten; it is
-//! never loaded. Writers put each file in a temporary file with a name unique to the
-//! process, the thread and the write, then rename it into place, so concurrent hosts or
-//! threads never see half a file and never collide. The artifact is renamed first and its
-//! sum last: an artifact without a sum is no entry yet, and a sum that belongs to another
-//! write of the artifact fails the check and is rebuilt, never trusted.
+//! Loading opens both files without blocking (a FIFO at an entry's name cannot hang the
+//! host) and refuses anything but regular files; a sum file of any size but 24 bytes is
+//! refused before it is read. The artifact is mapped read-only and run through the checksum
+//! (no copy out of the page cache, no 2 MB allocation); magic, reserved bytes, length and
+//! CRC must all match before the file reaches `Component::deserialize_file`, which trusts
+//! its input (it maps the code as executable). On Linux wasmtime is handed
+//! `/proc/self/fd/N` of the descriptor that was verified, so a different file renamed into
+//! place between the check and the load is never loaded. Because the key is in the CRC, a
+//! sound entry copied under another component's name fails the check too. A corrupt,
+//! truncated, misplaced or foreign entry is reported, compiled again and overwritten; it is
+//! never loaded.
+//!
+//! Writers put each file in a temporary file with a name unique to the process, the thread
+//! and the write, then rename it into place, so concurrent hosts or threads never see half
+//! a file and never collide. The artifact is renamed first and its sum last: an artifact
+//! without a sum is no entry yet, and a sum that belongs to another write of the artifact
+//! fails the check and is rebuilt, never trusted. Temporary files of writers that were
+//! killed before their rename are removed by the next write of the same entry.
 //!
 //! Two hashes, two jobs. The key must tell components apart even when someone crafts one to
 //! look like another, so it is a cryptographic hash: BLAKE3, several times faster than the
@@ -36,7 +45,7 @@
 //!
 //! The directory must still not be writable by anyone the host does not trust: the checksum
 //! catches damage, not an attacker who can write both the artifact and its checksum, nor
-//! one who truncates an artifact while it is mapped.
+//! one who rewrites or truncates an artifact in place while it is mapped.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -48,9 +57,10 @@ use wasmtime::Engine;
 
 use crate::error::{describe, HostError};
 
-/// First bytes of every sum file (entries of the older single-file formats, `RUSVELC1` and
-/// `RUSVELC2`, have no sum file and are compiled again).
-const MAGIC: &[u8; 8] = b"RUSVELC3";
+/// First bytes of every sum file. Entries of the older single-file formats (`RUSVELC1`,
+/// `RUSVELC2`) have no sum file and are compiled again; `RUSVELC3` sums did not cover the key
+/// and are reported and replaced.
+const MAGIC: &[u8; 8] = b"RUSVELC4";
 
 /// Magic, length, checksum and four reserved bytes.
 const SUM_LEN: usize = 8 + 8 + 4 + 4;
@@ -110,10 +120,11 @@ pub fn load_component_with_outcome(
 
     let component = compile(engine, path, &bytes)?;
     if let Err(error) = write_entry(&component, cache_dir, &entry) {
-        tracing::info!(
+        tracing::warn!(
             cache = %entry.artifact.display(),
             %error,
-            "compiled component not cached"
+            "compiled component not cached; every load compiles it again until the cache \
+             directory is writable"
         );
     }
     Ok((component, outcome))
@@ -122,6 +133,7 @@ pub fn load_component_with_outcome(
 /// The two files of one cache entry.
 #[derive(Debug, Clone)]
 struct Entry {
+    key: String,
     artifact: PathBuf,
     sum: PathBuf,
 }
@@ -129,6 +141,7 @@ struct Entry {
 impl Entry {
     fn new(cache_dir: &Path, key: &str) -> Entry {
         Entry {
+            key: key.to_string(),
             artifact: cache_dir.join(format!("{key}.cwasm")),
             sum: cache_dir.join(format!("{key}.sum")),
         }
@@ -137,26 +150,93 @@ impl Entry {
 
 /// Reads and verifies an entry: `Ok(None)` when there is none, `Err` when it is unusable.
 fn read_entry(engine: &Engine, entry: &Entry) -> Result<Option<Component>, String> {
-    let sum = match std::fs::read(&entry.sum) {
-        Ok(sum) => sum,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+    let sum = match open_regular(&entry.sum) {
+        Ok(file) => read_sum(file).map_err(|error| format!("unreadable checksum file: {error}"))?,
+        // No entry, or no cache directory at all (a file stands where it should be): the
+        // failed write afterwards says why nothing gets cached.
+        Err(error)
+            if matches!(
+                error.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(None)
+        }
         Err(error) => return Err(format!("unreadable checksum file: {error}")),
     };
     let (length, crc) = parse_sum(&sum)?;
-    verify_artifact(&entry.artifact, length, crc)?;
+    let artifact = open_regular(&entry.artifact).map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => "artifact missing beside its checksum".to_string(),
+        _ => format!("unreadable artifact: {error}"),
+    })?;
+    verify_artifact(&artifact, &entry.key, length, crc)?;
     // SAFETY: the file holds byte for byte what `Component::serialize` of this host wrote
-    // (its length and CRC-32 match the ones stored beside it), the entry's name binds it to
-    // these component bytes and engine settings, and wasmtime checks the settings again.
-    // Entries are only ever replaced by rename, never written in place, so the mapping
-    // wasmtime makes keeps the verified contents.
-    unsafe { Component::deserialize_file(engine, &entry.artifact) }
+    // for this key (its length and key-bound CRC-32 match the ones stored beside it), and
+    // wasmtime checks the engine settings again. It is the very file just verified: on
+    // Linux wasmtime opens it through this process's descriptor, not by its name again, so
+    // a file renamed into place meanwhile is never loaded unchecked. Entries are only ever
+    // replaced by rename, never written in place, so the mapping keeps the verified bytes.
+    unsafe { Component::deserialize_file(engine, verified_path(&artifact, &entry.artifact)) }
         .map(Some)
         .map_err(|error| format!("not loadable: {}", describe(&error)))
 }
 
+/// Opens `path` for reading without blocking on a FIFO, and refuses anything but a regular
+/// file (a directory, a FIFO or a device standing at an entry's name).
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let kind = file.metadata()?.file_type();
+    if kind.is_file() {
+        Ok(file)
+    } else {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        Err(std::io::Error::other(what))
+    }
+}
+
+/// The sum file's bytes, refusing a file of any other size before reading it.
+fn read_sum(mut file: std::fs::File) -> std::io::Result<[u8; SUM_LEN]> {
+    use std::io::Read;
+    let size = file.metadata()?.len();
+    if size != SUM_LEN as u64 {
+        return Err(std::io::Error::other(format!(
+            "{size} bytes, a checksum file has {SUM_LEN}"
+        )));
+    }
+    let mut sum = [0u8; SUM_LEN];
+    file.read_exact(&mut sum)?;
+    Ok(sum)
+}
+
+/// A path that opens exactly `file`: `/proc/self/fd/N` where the kernel provides it, else the
+/// entry's own name.
+fn verified_path(file: &std::fs::File, name: &Path) -> PathBuf {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let by_descriptor = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        if by_descriptor.exists() {
+            return by_descriptor;
+        }
+    }
+    let _ = file;
+    name.to_path_buf()
+}
+
 /// The artifact length and CRC-32 a sum file records.
 fn parse_sum(sum: &[u8]) -> Result<(u64, u32), String> {
-    if sum.len() != SUM_LEN || &sum[..8] != MAGIC {
+    if sum.len() != SUM_LEN || &sum[..8] != MAGIC || sum[20..] != [0; 4] {
         return Err("not a cache entry of this host (bad checksum file)".into());
     }
     let mut length = [0u8; 8];
@@ -166,15 +246,11 @@ fn parse_sum(sum: &[u8]) -> Result<(u64, u32), String> {
     Ok((u64::from_le_bytes(length), u32::from_le_bytes(crc)))
 }
 
-/// Maps the artifact and compares its length and CRC-32 with its sum file's.
-fn verify_artifact(path: &Path, length: u64, crc: u32) -> Result<(), String> {
-    let file = std::fs::File::open(path).map_err(|error| match error.kind() {
-        std::io::ErrorKind::NotFound => "artifact missing beside its checksum".to_string(),
-        _ => format!("unreadable: {error}"),
-    })?;
+/// Maps the artifact and compares its length and key-bound CRC-32 with its sum file's.
+fn verify_artifact(file: &std::fs::File, key: &str, length: u64, crc: u32) -> Result<(), String> {
     let size = file
         .metadata()
-        .map_err(|error| format!("unreadable: {error}"))?
+        .map_err(|error| format!("unreadable artifact: {error}"))?
         .len();
     if size != length {
         return Err(format!(
@@ -187,10 +263,10 @@ fn verify_artifact(path: &Path, length: u64, crc: u32) -> Result<(), String> {
     // SAFETY: the mapping is read-only and dropped before this function returns; entries
     // are replaced by rename, never written in place, so no writer of this host changes the
     // mapped file (the module docs say why the directory must not be writable by others).
-    let mapped =
-        unsafe { memmap2::Mmap::map(&file) }.map_err(|error| format!("unreadable: {error}"))?;
-    if checksum(&mapped) != crc {
-        return Err("checksum mismatch (corrupt entry)".into());
+    let mapped = unsafe { memmap2::Mmap::map(file) }
+        .map_err(|error| format!("unreadable artifact: {error}"))?;
+    if checksum(key, &mapped) != crc {
+        return Err("checksum mismatch (corrupt entry, or an entry of another key)".into());
     }
     Ok(())
 }
@@ -238,25 +314,79 @@ fn write_entry(component: &Component, cache_dir: &Path, entry: &Entry) -> Result
     let mut sum = Vec::with_capacity(SUM_LEN);
     sum.extend_from_slice(MAGIC);
     sum.extend_from_slice(&(artifact.len() as u64).to_le_bytes());
-    sum.extend_from_slice(&checksum(&artifact).to_le_bytes());
+    sum.extend_from_slice(&checksum(&entry.key, &artifact).to_le_bytes());
     sum.extend_from_slice(&[0; 4]);
 
     std::fs::create_dir_all(cache_dir).map_err(|error| error.to_string())?;
+    remove_abandoned_partials(cache_dir, &entry.key);
     replace_file(&entry.artifact, &artifact)?;
     replace_file(&entry.sum, &sum)
 }
 
-/// Puts `contents` at `path` through a temporary file and a rename.
+/// Puts `contents` at `path` through a temporary file and a rename. An empty directory at
+/// `path` (nothing this host writes) is removed first; anything else there is replaced.
 fn replace_file(path: &Path, contents: &[u8]) -> Result<(), String> {
+    if std::fs::symlink_metadata(path).is_ok_and(|found| found.is_dir()) {
+        std::fs::remove_dir(path).map_err(|error| {
+            format!(
+                "a directory stands at {} and cannot be removed: {error}",
+                path.display()
+            )
+        })?;
+    }
     let partial = partial_name(path);
     let written = std::fs::write(&partial, contents)
         .and_then(|()| std::fs::rename(&partial, path))
-        .map_err(|error| error.to_string());
+        .map_err(|error| format!("{}: {error}", path.display()));
     if written.is_err() {
         // Best effort: a leftover temporary file is harmless but wastes space.
         let _ = std::fs::remove_file(&partial);
     }
     written
+}
+
+/// Removes the temporary files of `key` that a writer killed between write and rename left
+/// behind: those whose process no longer exists (where that can be told; elsewhere they
+/// stay, harmless but for their size).
+fn remove_abandoned_partials(cache_dir: &Path, key: &str) {
+    let Ok(listing) = std::fs::read_dir(cache_dir) else {
+        return;
+    };
+    for found in listing.flatten() {
+        let name = found.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix(key) else {
+            continue;
+        };
+        let Some((_, writer)) = rest.split_once(".partial-") else {
+            continue;
+        };
+        let pid = writer
+            .split('-')
+            .next()
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if pid.is_some_and(|pid| pid != std::process::id() && process_gone(pid)) {
+            let _ = std::fs::remove_file(found.path());
+        }
+    }
+}
+
+/// Whether no process `pid` exists (false when that cannot be told).
+fn process_gone(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+        let status = unsafe { libc::kill(pid, 0) };
+        status == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        false
+    }
 }
 
 /// A temporary name next to `path`, unique to this process, thread and write.
@@ -273,9 +403,11 @@ fn partial_name(path: &Path) -> PathBuf {
     ))
 }
 
-/// The damage check of an artifact.
-fn checksum(artifact: &[u8]) -> u32 {
+/// The damage check of an artifact, bound to its key so that a sound entry copied under
+/// another component's name fails it too.
+fn checksum(key: &str, artifact: &[u8]) -> u32 {
     let mut crc = Crc32::new();
+    crc.update(key.as_bytes());
     crc.update(artifact);
     crc.finalize()
 }
@@ -291,192 +423,4 @@ fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The smallest valid component: the preamble alone (magic, version 0x0d, layer 1).
-    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
-
-    struct Fixture {
-        _dir: tempfile::TempDir,
-        component: PathBuf,
-        cache: PathBuf,
-        engine: Engine,
-    }
-
-    fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let component = dir.path().join("empty.wasm");
-        std::fs::write(&component, EMPTY_COMPONENT).unwrap();
-        let cache = dir.path().join("cache");
-        let mut config = wasmtime::Config::new();
-        config.wasm_component_model(true);
-        Fixture {
-            component,
-            cache,
-            engine: Engine::new(&config).unwrap(),
-            _dir: dir,
-        }
-    }
-
-    impl Fixture {
-        fn load(&self) -> CacheOutcome {
-            load_component_with_outcome(&self.engine, &self.component, Some(&self.cache))
-                .unwrap()
-                .1
-        }
-
-        /// The one entry in the cache: its artifact and sum files, and nothing else.
-        fn entry(&self) -> Entry {
-            let mut names: Vec<String> = std::fs::read_dir(&self.cache)
-                .unwrap()
-                .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-                .collect();
-            names.sort();
-            assert_eq!(names.len(), 2, "{names:?}");
-            let key = names[0].strip_suffix(".cwasm").expect("artifact file");
-            assert_eq!(names[1], format!("{key}.sum"));
-            Entry::new(&self.cache, key)
-        }
-    }
-
-    #[test]
-    fn a_second_load_is_served_from_the_cache() {
-        let fixture = fixture();
-        assert_eq!(fixture.load(), CacheOutcome::Compiled);
-        assert_eq!(fixture.load(), CacheOutcome::Hit);
-        let entry = fixture.entry();
-        let sum = std::fs::read(&entry.sum).unwrap();
-        assert_eq!(&sum[..8], MAGIC);
-        let (length, crc) = parse_sum(&sum).unwrap();
-        let artifact = std::fs::read(&entry.artifact).unwrap();
-        assert_eq!(length, artifact.len() as u64);
-        assert_eq!(crc, checksum(&artifact));
-        // The artifact file is the serialized component itself, ready to be mapped.
-        assert!(artifact.starts_with(b"\x7fELF"));
-    }
-
-    #[test]
-    fn a_corrupt_entry_is_detected_recompiled_and_replaced() {
-        let fixture = fixture();
-        fixture.load();
-        let entry = fixture.entry();
-        let mut contents = std::fs::read(&entry.artifact).unwrap();
-        let middle = contents.len() / 2;
-        contents[middle] ^= 0x5a;
-        std::fs::write(&entry.artifact, &contents).unwrap();
-
-        match fixture.load() {
-            CacheOutcome::Rebuilt(reason) => assert!(reason.contains("checksum"), "{reason}"),
-            other => panic!("corrupt entry not detected: {other:?}"),
-        }
-        // The replacement is sound: the next load is a hit.
-        assert_eq!(fixture.load(), CacheOutcome::Hit);
-    }
-
-    #[test]
-    fn a_truncated_entry_is_detected_and_rebuilt() {
-        let fixture = fixture();
-        fixture.load();
-        let entry = fixture.entry();
-        let contents = std::fs::read(&entry.artifact).unwrap();
-        std::fs::write(&entry.artifact, &contents[..contents.len() - 7]).unwrap();
-        match fixture.load() {
-            CacheOutcome::Rebuilt(reason) => assert!(reason.contains("truncated"), "{reason}"),
-            other => panic!("truncated entry not detected: {other:?}"),
-        }
-        assert_eq!(fixture.load(), CacheOutcome::Hit);
-
-        // A sum file cut short, or not ours at all.
-        std::fs::write(&entry.sum, b"RUSV").unwrap();
-        assert!(matches!(fixture.load(), CacheOutcome::Rebuilt(_)));
-        assert_eq!(fixture.load(), CacheOutcome::Hit);
-    }
-
-    #[test]
-    fn an_artifact_without_its_sum_is_no_entry_and_a_sum_without_artifact_is_rebuilt() {
-        let fixture = fixture();
-        fixture.load();
-        let entry = fixture.entry();
-        // An entry of the older single-file format, or a writer that stopped between its
-        // two renames: there is no sum, so the artifact is never trusted.
-        std::fs::write(&entry.artifact, b"RUSVELC2 and an old artifact").unwrap();
-        std::fs::remove_file(&entry.sum).unwrap();
-        assert_eq!(fixture.load(), CacheOutcome::Compiled);
-        assert_eq!(fixture.load(), CacheOutcome::Hit);
-
-        std::fs::remove_file(&entry.artifact).unwrap();
-        match fixture.load() {
-            CacheOutcome::Rebuilt(reason) => assert!(reason.contains("missing"), "{reason}"),
-            other => panic!("missing artifact not detected: {other:?}"),
-        }
-        assert_eq!(fixture.load(), CacheOutcome::Hit);
-    }
-
-    #[test]
-    fn a_verified_entry_from_other_engine_settings_is_refused_by_wasmtime() {
-        let fixture = fixture();
-        fixture.load();
-        let entry = fixture.entry();
-        // A well-formed entry whose artifact was built with other settings, placed under
-        // this engine's key (as a stale file from an older host could be).
-        let mut other_config = wasmtime::Config::new();
-        other_config
-            .wasm_component_model(true)
-            .epoch_interruption(true);
-        let other_engine = Engine::new(&other_config).unwrap();
-        let other = Component::from_binary(&other_engine, EMPTY_COMPONENT).unwrap();
-        write_entry(&other, &fixture.cache, &entry).unwrap();
-
-        match fixture.load() {
-            CacheOutcome::Rebuilt(reason) => assert!(reason.contains("not loadable"), "{reason}"),
-            other => panic!("stale entry not detected: {other:?}"),
-        }
-        assert_eq!(fixture.load(), CacheOutcome::Hit);
-    }
-
-    #[test]
-    fn concurrent_writers_never_collide_or_leave_partial_files() {
-        let fixture = fixture();
-        let component = Component::from_binary(&fixture.engine, EMPTY_COMPONENT).unwrap();
-        let entry = Entry::new(&fixture.cache, "shared");
-        std::thread::scope(|scope| {
-            for _ in 0..8 {
-                scope.spawn(|| {
-                    for _ in 0..10 {
-                        write_entry(&component, &fixture.cache, &entry).unwrap();
-                        let (length, crc) = parse_sum(&std::fs::read(&entry.sum).unwrap()).unwrap();
-                        verify_artifact(&entry.artifact, length, crc).unwrap();
-                    }
-                });
-            }
-        });
-        let left = fixture.entry();
-        assert_eq!(
-            left.artifact, entry.artifact,
-            "temporary files were left behind"
-        );
-        assert!(read_entry(&fixture.engine, &entry).unwrap().is_some());
-    }
-
-    #[test]
-    fn temporary_names_differ_per_write_and_thread() {
-        let entry = Path::new("/cache/x.cwasm");
-        let here = (partial_name(entry), partial_name(entry));
-        let there = std::thread::spawn(move || partial_name(entry))
-            .join()
-            .unwrap();
-        assert_ne!(here.0, here.1);
-        assert_ne!(here.0, there);
-        assert_ne!(here.1, there);
-    }
-
-    #[test]
-    fn without_a_cache_directory_nothing_is_written() {
-        let fixture = fixture();
-        let (_, outcome) =
-            load_component_with_outcome(&fixture.engine, &fixture.component, None).unwrap();
-        assert_eq!(outcome, CacheOutcome::Uncached);
-        assert!(!fixture.cache.exists());
-    }
-}
+mod tests;

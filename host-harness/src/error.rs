@@ -49,7 +49,7 @@ impl fmt::Display for Fault {
             Fault::OutOfMemory(cap) => {
                 write!(
                     f,
-                    "out of memory: the {} MiB cap was reached",
+                    "out of memory: the {} MiB cap was reached (`limits.memory_mib`)",
                     cap / (1024 * 1024)
                 )
             }

@@ -16,7 +16,7 @@ use crate::agent::ScriptedAgent;
 use crate::bindings::exports::rusvel::department::department::JobOutcome;
 use crate::bindings::DepartmentPlugin;
 use crate::capability::{MAX_TOOL_ARGS, MAX_TOOL_OUTPUT};
-use crate::config::{HostConfig, PluginSettings};
+use crate::config::{HostConfig, PluginLimits, PluginSettings};
 use crate::convert;
 use crate::delivery::{deliver, Delivery, DeliveryQueue, DELIVERY_QUEUE};
 use crate::error::{describe, HostError};
@@ -114,9 +114,15 @@ impl PluginHost {
             }
         }
 
-        // 2. One engine for all plugins, sized for the largest memory cap.
-        let max_memory = found.iter().map(|(_, s)| s.limits.memory_bytes()).max();
-        let engine = build_engine(max_memory.unwrap_or(128 << 20))?;
+        // 2. One engine for all plugins. Its instance slots hold the largest memory cap and
+        //    never less than the default cap: each plugin's own cap is enforced per store,
+        //    so a cap too small for a component's initial memory fails its instantiation
+        //    with the cap in the message instead of making the component look invalid.
+        let max_memory = found
+            .iter()
+            .map(|(_, s)| s.limits.memory_bytes())
+            .fold(PluginLimits::default().memory_bytes(), usize::max);
+        let engine = build_engine(max_memory)?;
         let ticker = EpochTicker::start(&engine);
         let linker = build_linker(&engine)?;
         let cache_dir = config.cache_dir.clone();
@@ -500,13 +506,21 @@ fn unknown_tool(plugin: &Plugin, tool: &str) -> HostError {
         .iter()
         .map(|tool| tool.name.as_str())
         .collect();
-    let stem = tool.rsplit_once('.').map_or(tool, |(head, _)| head);
-    let near: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|name| name.starts_with(stem))
-        .take(5)
-        .collect();
+    // Tools sharing the name up to its last dot, when that is more than the department
+    // prefix every tool has (`infra.incidents.creat` suggests `infra.incidents.*`).
+    let stem = tool
+        .rsplit_once('.')
+        .map(|(head, _)| head)
+        .filter(|head| head.contains('.'));
+    let near: Vec<&str> = match stem {
+        Some(stem) => names
+            .iter()
+            .copied()
+            .filter(|name| name.starts_with(stem))
+            .take(5)
+            .collect(),
+        None => Vec::new(),
+    };
     let hint = if !near.is_empty() {
         format!("similar: {}", near.join(", "))
     } else if names.len() <= 8 {

@@ -129,3 +129,30 @@ fn events_lists_what_the_department_emitted() {
         .collect();
     assert_eq!(kinds, ["infra.incident.opened"]);
 }
+
+#[test]
+fn a_closed_stderr_does_not_stop_the_command() {
+    let dir = setup();
+    // Debug logging writes thousands of lines to a stderr whose reader is gone.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rusvel-host"))
+        .arg("--plugins")
+        .arg(dir.path().join("plugins"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env(
+            "RUSVEL_CACHE_DIR",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-cache"),
+        )
+        .env("RUST_LOG", "debug")
+        .args(["--json", "plugins"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("rusvel-host runs");
+    drop(child.stderr.take());
+    let output = child.wait_with_output().unwrap();
+
+    assert!(output.status.success(), "{:?}", output.status);
+    let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listed["plugins"][0]["id"], "infra", "{listed}");
+}

@@ -260,6 +260,31 @@ async fn components_that_cannot_load_are_listed_with_their_reason_and_infra_load
 }
 
 #[tokio::test]
+async fn a_memory_cap_below_the_components_initial_memory_is_named_as_the_cause() {
+    // Infra starts with a little over 1 MiB of linear memory, so a 1 MiB cap cannot hold it.
+    let t = TestHost::with_plugins(&[(
+        "tiny",
+        infra_component(),
+        Some(json!({"limits": {"memory_mib": 1}})),
+    )])
+    .await;
+
+    assert_eq!(t.host.plugins().count(), 0);
+    let failures = t.host.failures();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let reason = &failures[0].error;
+    assert!(
+        reason.contains("instantiate")
+            && reason.contains("out of memory: the 1 MiB cap was reached (`limits.memory_mib`)"),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("not a valid WebAssembly component"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
 async fn foreign_storage_is_refused_and_own_storage_works() {
     let t = beside_infra(&["trespasser"]).await;
     let object_id = "0193a3c1-7f00-7000-8000-000000000001";

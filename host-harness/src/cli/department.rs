@@ -94,7 +94,7 @@ pub async fn run(
             let (tool_name, args) = match tool_call(plugin, contribution, sub_matches) {
                 Ok(call) => call,
                 Err(error) => {
-                    eprintln!("error: {error:#}");
+                    errln!("error: {error:#}");
                     return Ok(ExitCode::FAILURE);
                 }
             };
@@ -317,7 +317,7 @@ async fn tool(
     let output = match host.call_tool(plugin.id(), name, &args).await {
         Ok(output) => output,
         Err(error) => {
-            eprintln!("error: {error}");
+            errln!("error: {error}");
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -330,7 +330,7 @@ async fn tool(
         }
     }
     if output.is_error {
-        eprintln!("error: tool {name} reported an error");
+        errln!("error: tool {name} reported an error");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

@@ -78,7 +78,7 @@ pub async fn worker(
 ) -> anyhow::Result<ExitCode> {
     let kinds = host.job_kinds();
     if kinds.is_empty() {
-        eprintln!("note: no loaded plugin handles jobs");
+        errln!("note: no loaded plugin handles jobs");
     } else {
         tracing::info!(kinds = %kinds.join(", "), "worker started");
     }
@@ -174,12 +174,19 @@ pub async fn jobs(host: &PluginHost, args: &JobsArgs, as_json: bool) -> anyhow::
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            Err(PortError::InvalidState { from, to }) => {
-                eprintln!("error: job {id} is {from}; it cannot become {to}");
+            Err(PortError::InvalidState { from, .. }) => {
+                let allowed = match action {
+                    JobAction::Approve { .. } => "only a job awaiting_approval can be approved",
+                    JobAction::Cancel { .. } => {
+                        "only a queued job, one awaiting_approval or a run of a live schedule \
+                         can be cancelled"
+                    }
+                };
+                errln!("error: job {id} is {from}; {allowed}");
                 Ok(ExitCode::FAILURE)
             }
             Err(error) => {
-                eprintln!("error: {error}");
+                errln!("error: {error}");
                 Ok(ExitCode::FAILURE)
             }
         };

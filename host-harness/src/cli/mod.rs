@@ -16,6 +16,15 @@ macro_rules! outln {
     }};
 }
 
+/// `eprintln!` that drops the message when stderr is closed instead of panicking: the exit
+/// code still says the command failed.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod commands;
 mod department;
 mod jobs;
@@ -42,7 +51,7 @@ use rusvel_host::{HostConfig, PluginHost};
         rusvel-host <department> tool NAME '{\"json\": \"arguments\"}'\n  \
         rusvel-host <department> <command> --ARG VALUE ...   (commands of its manifest)\n  \
         rusvel-host <department> help                        (lists them all)\n\n\
-        Put --plugins, --data-dir and --agent-script before the department id.\n\
+        Put --plugins, --data-dir, --cache-dir, --agent-script and --json before the department id.\n\
         Logs go to stderr; set RUST_LOG (default `warn`)."
 )]
 struct Cli {
@@ -104,7 +113,7 @@ pub fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            errln!("error: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -112,7 +121,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            errln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
@@ -149,6 +158,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
+/// Where log lines go: stderr, or nowhere once stderr is closed (a log line that cannot be
+/// written must not stop the command; the subscriber's own fallback would panic).
+struct LogSink(std::io::Stderr);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(self.0.write(buf).unwrap_or(buf.len()))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = self.0.flush();
+        Ok(())
+    }
+}
+
 /// Structured logs on stderr, filtered by `RUST_LOG` (default `warn`).
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -158,7 +182,7 @@ fn init_tracing() {
         && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogSink(std::io::stderr()))
         .with_ansi(colour)
         .init();
 }
