@@ -71,7 +71,16 @@ step "Health summary after three rounds"
 monitor infra.monitor.status
 
 step "Alert events (one per transition into Degraded or Down)"
-rusvel infra events --limit 200 | grep -E "^CREATED_AT|infra\.alert\." || echo "(no alert events)"
+# Only this run's session: the event log keeps the alerts of earlier runs too.
+rusvel --json infra events --limit 500 | python3 -c '
+import json, sys
+alerts = [e for e in json.load(sys.stdin)
+          if e.get("session_id") == sys.argv[1] and e["kind"].startswith("infra.alert.")]
+for e in alerts:
+    p = e["payload"]
+    print(e["created_at"], e["kind"], p.get("service"), p.get("status"), "-", p.get("reason"))
+print(f"{len(alerts)} alert event(s) in session {sys.argv[1]}")
+' "$MONITOR_SESSION"
 
 step "Incident opened automatically for the Down check (auto_open_incident in plugins/infra.json)"
 monitor infra.incidents.list '"status":"open"'
