@@ -9,12 +9,12 @@
 //! # Instance model, chosen by measurement
 //!
 //! [`InstanceModel::Pooled`] with [`WARM_INSTANCES`] is the default. `make bench` measures
-//! both models on `infra.incidents.create` over SQLite (release host, 2 cores): a warm
-//! pooled instance answered in a median of ~65 us, a fresh instance per call (new store +
-//! instantiate from the `InstancePre` + `register` + the call) in ~250 us. Instantiation
-//! alone is cheap with the pooling allocator (~11 us, ~26 us on demand); what a fresh
-//! instance really pays for is `register`, which builds the department's engine
-//! and its tool schemas in the guest on every call. Reuse is safe here because the
+//! both models on `infra.incidents.create` over SQLite (release host, 2 cores; two runs):
+//! a warm pooled instance answered in a median of 65-80 us, a fresh instance per call (new
+//! store + instantiate from the `InstancePre` + `register` + the call) in 250-290 us.
+//! Instantiation alone is cheap with the pooling allocator (11-13 us, 26-28 us on demand);
+//! what a fresh instance really pays for is `register`, which builds the department's
+//! engine and its tool schemas in the guest on every call. Reuse is safe here because the
 //! department keeps no state in its instance beyond that engine (every record lives in the
 //! host's store), and an instance that trapped or timed out is never given back.
 //! [`Plugin::set_instance_model`] switches a plugin to [`InstanceModel::FreshPerCall`] for
