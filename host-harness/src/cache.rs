@@ -35,7 +35,8 @@
 //! a file and never collide. The artifact is renamed first and its sum last: an artifact
 //! without a sum is no entry yet, and a sum that belongs to another write of the artifact
 //! fails the check and is rebuilt, never trusted. Temporary files of writers that were
-//! killed before their rename are removed by the next write of the same entry.
+//! killed before their rename are removed by the next write of the same entry once they are
+//! a minute old.
 //!
 //! Two hashes, two jobs. The key must tell components apart even when someone crafts one to
 //! look like another, so it is a cryptographic hash: BLAKE3, several times faster than the
@@ -123,8 +124,8 @@ pub fn load_component_with_outcome(
         tracing::warn!(
             cache = %entry.artifact.display(),
             %error,
-            "compiled component not cached; every load compiles it again until the cache \
-             directory is writable"
+            "compiled component not cached; later loads compile it again until an entry \
+             can be written"
         );
     }
     Ok((component, outcome))
@@ -345,9 +346,14 @@ fn replace_file(path: &Path, contents: &[u8]) -> Result<(), String> {
     written
 }
 
+/// How old a temporary file must be before it can count as abandoned. A writer renames its
+/// file milliseconds after creating it; the age matters when hosts in other PID namespaces
+/// (containers) share the cache, where a live writer's process id looks unused.
+const PARTIAL_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Removes the temporary files of `key` that a writer killed between write and rename left
-/// behind: those whose process no longer exists (where that can be told; elsewhere they
-/// stay, harmless but for their size).
+/// behind: those older than [`PARTIAL_GRACE`] whose process no longer exists (where that
+/// can be told; elsewhere they stay, harmless but for their size).
 fn remove_abandoned_partials(cache_dir: &Path, key: &str) {
     let Ok(listing) = std::fs::read_dir(cache_dir) else {
         return;
@@ -361,11 +367,15 @@ fn remove_abandoned_partials(cache_dir: &Path, key: &str) {
         let Some((_, writer)) = rest.split_once(".partial-") else {
             continue;
         };
+        let old = found
+            .metadata()
+            .and_then(|meta| meta.modified())
+            .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > PARTIAL_GRACE));
         let pid = writer
             .split('-')
             .next()
             .and_then(|pid| pid.parse::<u32>().ok());
-        if pid.is_some_and(|pid| pid != std::process::id() && process_gone(pid)) {
+        if old && pid.is_some_and(|pid| pid != std::process::id() && process_gone(pid)) {
             let _ = std::fs::remove_file(found.path());
         }
     }
