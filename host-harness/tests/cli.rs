@@ -104,6 +104,24 @@ fn a_refused_tool_call_exits_non_zero_with_the_reason_on_stderr() {
         stderr.contains("severity"),
         "stderr does not name the missing field: {stderr}"
     );
+    assert!(out.stdout.is_empty(), "a table run printed on stdout");
+
+    // With --json, stdout also carries the reason, in the tool-output envelope.
+    let out = rusvel(
+        dir.path(),
+        &[
+            "--json",
+            "infra",
+            "tool",
+            "infra.incidents.create",
+            r#"{"title":"x"}"#,
+        ],
+    );
+    assert!(!out.status.success());
+    let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(envelope["is_error"], true, "{envelope}");
+    let content = envelope["content"].as_str().unwrap();
+    assert!(content.contains("severity"), "{content}");
 }
 
 #[test]

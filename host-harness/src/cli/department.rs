@@ -318,6 +318,12 @@ async fn tool(
         Ok(output) => output,
         Err(error) => {
             errln!("error: {error}");
+            if as_json {
+                // Scripts reading stdout get the same envelope a failed tool returns.
+                let refused =
+                    json!({"content": error.to_string(), "is_error": true, "metadata": {}});
+                print_json(&refused)?;
+            }
             return Ok(ExitCode::FAILURE);
         }
     };
