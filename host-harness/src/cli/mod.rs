@@ -51,7 +51,8 @@ use rusvel_host::{HostConfig, PluginHost};
         rusvel-host <department> tool NAME '{\"json\": \"arguments\"}'\n  \
         rusvel-host <department> <command> --ARG VALUE ...   (commands of its manifest)\n  \
         rusvel-host <department> help                        (lists them all)\n\n\
-        Put --plugins, --data-dir, --cache-dir, --agent-script and --json before the department id.\n\
+        Put --plugins, --data-dir, --cache-dir, --agent-script and --json\n\
+        before the department id.\n\
         Logs go to stderr; set RUST_LOG (default `warn`)."
 )]
 struct Cli {
