@@ -152,7 +152,9 @@ impl Entry {
 /// Reads and verifies an entry: `Ok(None)` when there is none, `Err` when it is unusable.
 fn read_entry(engine: &Engine, entry: &Entry) -> Result<Option<Component>, String> {
     let sum = match open_regular(&entry.sum) {
-        Ok(file) => read_sum(file).map_err(|error| format!("unreadable checksum file: {error}"))?,
+        Ok((file, size)) => {
+            read_sum(file, size).map_err(|error| format!("unreadable checksum file: {error}"))?
+        }
         // No entry, or no cache directory at all (a file stands where it should be): the
         // failed write afterwards says why nothing gets cached.
         Err(error)
@@ -166,10 +168,15 @@ fn read_entry(engine: &Engine, entry: &Entry) -> Result<Option<Component>, Strin
         Err(error) => return Err(format!("unreadable checksum file: {error}")),
     };
     let (length, crc) = parse_sum(&sum)?;
-    let artifact = open_regular(&entry.artifact).map_err(|error| match error.kind() {
+    let (artifact, size) = open_regular(&entry.artifact).map_err(|error| match error.kind() {
         std::io::ErrorKind::NotFound => "artifact missing beside its checksum".to_string(),
         _ => format!("unreadable artifact: {error}"),
     })?;
+    if size != length {
+        return Err(format!(
+            "truncated or extended: {size} artifact bytes, checksum file says {length}"
+        ));
+    }
     verify_artifact(&artifact, &entry.key, length, crc)?;
     // SAFETY: the file holds byte for byte what `Component::serialize` of this host wrote
     // for this key (its length and key-bound CRC-32 match the ones stored beside it), and
@@ -183,8 +190,9 @@ fn read_entry(engine: &Engine, entry: &Entry) -> Result<Option<Component>, Strin
 }
 
 /// Opens `path` for reading without blocking on a FIFO, and refuses anything but a regular
-/// file (a directory, a FIFO or a device standing at an entry's name).
-fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+/// file (a directory, a FIFO or a device standing at an entry's name). Returns the file and
+/// its size.
+fn open_regular(path: &Path) -> std::io::Result<(std::fs::File, u64)> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -193,9 +201,10 @@ fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
         options.custom_flags(libc::O_NONBLOCK);
     }
     let file = options.open(path)?;
-    let kind = file.metadata()?.file_type();
+    let metadata = file.metadata()?;
+    let kind = metadata.file_type();
     if kind.is_file() {
-        Ok(file)
+        Ok((file, metadata.len()))
     } else {
         let what = if kind.is_dir() {
             "a directory"
@@ -207,9 +216,8 @@ fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// The sum file's bytes, refusing a file of any other size before reading it.
-fn read_sum(mut file: std::fs::File) -> std::io::Result<[u8; SUM_LEN]> {
+fn read_sum(mut file: std::fs::File, size: u64) -> std::io::Result<[u8; SUM_LEN]> {
     use std::io::Read;
-    let size = file.metadata()?.len();
     if size != SUM_LEN as u64 {
         return Err(std::io::Error::other(format!(
             "{size} bytes, a checksum file has {SUM_LEN}"
@@ -247,18 +255,10 @@ fn parse_sum(sum: &[u8]) -> Result<(u64, u32), String> {
     Ok((u64::from_le_bytes(length), u32::from_le_bytes(crc)))
 }
 
-/// Maps the artifact and compares its length and key-bound CRC-32 with its sum file's.
+/// Maps the artifact, whose size already matched the sum file's `length`, and compares its
+/// key-bound CRC-32 with the sum file's.
 fn verify_artifact(file: &std::fs::File, key: &str, length: u64, crc: u32) -> Result<(), String> {
-    let size = file
-        .metadata()
-        .map_err(|error| format!("unreadable artifact: {error}"))?
-        .len();
-    if size != length {
-        return Err(format!(
-            "truncated or extended: {size} artifact bytes, checksum file says {length}"
-        ));
-    }
-    if size == 0 {
+    if length == 0 {
         return Err("empty artifact".into());
     }
     // SAFETY: the mapping is read-only and dropped before this function returns; entries

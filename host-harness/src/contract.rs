@@ -92,7 +92,6 @@ pub(crate) fn check_tool_drift(
 /// for tools that may never be called; the schema is only parsed at registration, so a
 /// schema that is not JSON is still reported when the plugin loads.
 pub(crate) struct ArgumentCheck {
-    tool: String,
     schema: Option<Value>,
     validator: OnceLock<Option<jsonschema::Validator>>,
 }
@@ -101,12 +100,12 @@ impl ArgumentCheck {
     /// The validator, compiled now if this is the first call; `None` when the schema is not
     /// a usable JSON Schema (logged once), in which case arguments are only checked for
     /// being JSON.
-    pub(crate) fn validator(&self, plugin: &str) -> Option<&jsonschema::Validator> {
+    pub(crate) fn validator(&self, plugin: &str, tool: &str) -> Option<&jsonschema::Validator> {
         self.validator
             .get_or_init(|| {
                 let schema = self.schema.as_ref()?;
                 jsonschema::validator_for(schema)
-                    .map_err(|error| unusable_schema(plugin, &self.tool, &error.to_string()))
+                    .map_err(|error| unusable_schema(plugin, tool, &error.to_string()))
                     .ok()
             })
             .as_ref()
@@ -127,7 +126,6 @@ pub(crate) fn argument_checks(
                 .map_err(|error| unusable_schema(id, &tool.name, &error.to_string()))
                 .ok();
             let check = ArgumentCheck {
-                tool: tool.name.clone(),
                 schema,
                 validator: OnceLock::new(),
             };

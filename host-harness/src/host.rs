@@ -512,15 +512,12 @@ fn unknown_tool(plugin: &Plugin, tool: &str) -> HostError {
         .rsplit_once('.')
         .map(|(head, _)| head)
         .filter(|head| head.contains('.'));
-    let near: Vec<&str> = match stem {
-        Some(stem) => names
-            .iter()
-            .copied()
-            .filter(|name| name.starts_with(stem))
-            .take(5)
-            .collect(),
-        None => Vec::new(),
-    };
+    let near: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|name| stem.is_some_and(|stem| name.starts_with(stem)))
+        .take(5)
+        .collect();
     let hint = if !near.is_empty() {
         format!("similar: {}", near.join(", "))
     } else if names.len() <= 8 {

@@ -366,7 +366,7 @@ impl Plugin {
         let Some(validator) = self
             .argument_checks
             .get(tool)
-            .and_then(|check| check.validator(&self.id))
+            .and_then(|check| check.validator(&self.id, tool))
         else {
             return Ok(());
         };
